@@ -1,0 +1,3 @@
+from rpi_async.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""Imports every command module so each registers its commands on the app."""
+
+from __future__ import annotations
+
+from rpi_async.cli import version  # noqa: F401

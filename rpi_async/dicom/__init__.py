@@ -1,0 +1,1 @@
+"""DICOM vocabulary shared by every layer: coded concepts, UIDs and statuses."""

@@ -1,0 +1,1 @@
+"""The patient store: an embedded, versioned SQLite database of patient history."""
