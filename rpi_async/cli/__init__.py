@@ -21,6 +21,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """DICOM Relevant Patient Information Query service (PS3.4 Annex Q)."""
+
+
 EXIT_OK = 0
 EXIT_DICOM_FAILURE = 1
 EXIT_USAGE = 2

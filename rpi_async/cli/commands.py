@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-from rpi_async.cli import version  # noqa: F401
+from rpi_async.cli import (
+    scu,  # noqa: F401
+    serve,  # noqa: F401
+    version,  # noqa: F401
+)

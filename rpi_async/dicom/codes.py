@@ -45,4 +45,4 @@ class Code:
         return cls(str(value), str(ds.CodingSchemeDesignator), str(ds.CodeMeaning))
 
     def __str__(self) -> str:
-        return f"({self.value}, {self.scheme}, \"{self.meaning}\")"
+        return f'({self.value}, {self.scheme}, "{self.meaning}")'

@@ -1,0 +1,39 @@
+"""The one log line per association, shared by both engines."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from rpi_async.dicom.status import FindStatus
+
+log = logging.getLogger("rpi_async.access")
+
+
+@dataclass
+class AssociationRecord:
+    """What the access log says about one association. No patient data in here."""
+
+    peer: str
+    started: float
+    calling_ae: str = ""
+    called_ae: str = ""
+    sops: list[str] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    outcome: str = "closed"
+
+    def line(self, ended: float) -> str:
+        sops = ",".join(dict.fromkeys(self.sops)) or "-"
+        statuses = ",".join(f"{s:04X}" for s in self.statuses) or "-"
+        return (
+            f"association {self.peer} {self.calling_ae or '?'}->{self.called_ae or '?'} "
+            f"{self.outcome} in {(ended - self.started) * 1000:.1f} ms sop={sops} "
+            f"statuses={statuses}"
+        )
+
+
+def status_name(status: int) -> str:
+    try:
+        return FindStatus(status).name
+    except ValueError:
+        return f"0x{status:04X}"

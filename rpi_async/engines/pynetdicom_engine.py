@@ -1,0 +1,255 @@
+"""The pynetdicom engine: pynetdicom owns the sockets, asyncio owns the work.
+
+Theory of operation. pynetdicom accepts associations in its own threads (one server
+thread, then two threads per association: the association and its DUL reader). Its
+C-FIND and C-ECHO handlers run in the association thread. The C-FIND handler hands the
+decoded identifier to the single asyncio event loop (uvloop) with
+``asyncio.run_coroutine_threadsafe`` and waits for the QueryService's answer, at most
+``query_timeout`` seconds; past that it answers A700 (out of resources) and cancels the
+coroutine. The loop does the non-blocking SQLite lookup and the SR rendering.
+
+pynetdicom's RPI service class sends only the first (status, identifier) that the
+handler yields, then Success after a Pending (PS3.4 Q.2.1.1.4), so the handler yields
+exactly one.
+
+Settings that matter under load, which pynetdicom does not set by itself:
+- TCP_NODELAY on every accepted socket (pynetdicom sends a command and its dataset as
+  two P-DATA PDUs; with Nagle plus delayed ACK each response would wait ~40 ms);
+- the listen backlog (socketserver's default is 5) and ``maximum_associations``
+  (pynetdicom's default is 10);
+- identifier logging off: pynetdicom logs request identifiers, which hold patient data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import ClassVar
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, _config, evt
+from pynetdicom.association import Association
+from pynetdicom.transport import ThreadedAssociationServer
+
+from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from rpi_async.dicom.status import FindStatus
+from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, RPI_SOP_CLASSES, SopClass
+from rpi_async.engines.assoc_log import AssociationRecord
+from rpi_async.engines.assoc_log import log as access_log
+from rpi_async.engines.base import EngineContext
+from rpi_async.service.query import SOP_NAMES, FindResult, Peer
+
+log = logging.getLogger("rpi_async.ul")
+
+REJECT_REASONS: dict[tuple[int, int], str] = {
+    (1, 1): "no-reason-given",
+    (1, 2): "application-context-name-not-supported",
+    (1, 3): "calling-ae-title-not-recognized",
+    (1, 7): "called-ae-title-not-recognized",
+    (2, 1): "no-reason-given",
+    (2, 2): "protocol-version-not-supported",
+    (3, 1): "temporary-congestion",
+    (3, 2): "local-limit-exceeded",
+}
+
+
+def quiet_pynetdicom() -> None:
+    """Stop pynetdicom logging identifiers (patient data) and per-PDU chatter."""
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+    _config.LOG_HANDLER_LEVEL = "none"
+
+
+class _Server(ThreadedAssociationServer):
+    """pynetdicom's server with TCP_NODELAY and a configurable listen backlog."""
+
+    request_queue_size: ClassVar[int] = 1024  # type: ignore[misc]
+    daemon_threads = True
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        sock, address = super().get_request()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, address
+
+
+class PynetdicomEngine:
+    """Serves the QueryService through pynetdicom's threaded AE."""
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.service = ctx.service
+        self.stats = ctx.stats
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._records: dict[int, AssociationRecord] = {}
+        self._lock = threading.Lock()
+        quiet_pynetdicom()
+
+    # -- AE setup ---------------------------------------------------------------------
+
+    def make_ae(self) -> AE:
+        s = self.settings
+        ae = AE(ae_title=s.ae_title)
+        ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+        ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+        syntaxes = [ts.value for ts in PREFERRED_TRANSFER_SYNTAXES]
+        for sop in RPI_SOP_CLASSES:
+            ae.add_supported_context(sop.value, syntaxes)
+        ae.add_supported_context(SopClass.VERIFICATION.value, syntaxes)
+        ae.maximum_associations = s.max_associations
+        ae.maximum_pdu_size = s.max_pdu_size
+        ae.acse_timeout = s.acse_timeout
+        ae.dimse_timeout = s.dimse_timeout
+        ae.network_timeout = s.network_timeout
+        ae.require_called_aet = not s.accept_any_called_ae
+        ae.require_calling_aet = list(s.allowed_calling_aes)
+        return ae
+
+    def handlers(self) -> list[evt.EventHandlerType]:
+        return [
+            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_CONN_OPEN, self._on_conn_open),
+            (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_REJECTED, self._on_rejected),
+            (evt.EVT_RELEASED, self._on_released),
+            (evt.EVT_ABORTED, self._on_aborted),
+            (evt.EVT_CONN_CLOSE, self._on_conn_close),
+        ]
+
+    # -- serving ----------------------------------------------------------------------
+
+    async def serve(self, on_ready: Callable[[tuple[str, int]], None], stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        ae = self.make_ae()
+        server_class = type("Server", (_Server,), {"request_queue_size": self.settings.backlog})
+        server = ae.make_server(
+            (self.settings.host, self.settings.port),
+            evt_handlers=self.handlers(),
+            server_class=server_class,
+        )
+        thread = threading.Thread(
+            target=server.serve_forever, name="rpi-async-acceptor", daemon=True
+        )
+        thread.start()
+        host, port = server.server_address[:2]
+        on_ready((str(host), int(port)))
+        try:
+            await stop.wait()
+        finally:
+            await asyncio.to_thread(self._shutdown, server, thread)
+
+    def _shutdown(self, server: ThreadedAssociationServer, thread: threading.Thread) -> None:
+        """Stop accepting, give in-flight associations the grace period, abort the rest."""
+        active = server.active_associations
+        server.shutdown()  # stops serve_forever and closes the listening socket
+        thread.join()
+        deadline = time.monotonic() + self.settings.shutdown_grace
+        for assoc in active:
+            assoc.join(max(0.0, deadline - time.monotonic()))
+        for assoc in server.active_associations:
+            if assoc.is_alive():
+                log.warning("aborting association still open at shutdown")
+                assoc.abort()
+
+    # -- event handlers (pynetdicom threads) ----------------------------------------
+
+    def _record(self, assoc: Association) -> AssociationRecord:
+        with self._lock:
+            rec = self._records.get(id(assoc))
+            if rec is None:
+                addr = assoc.requestor.address
+                rec = AssociationRecord(f"{addr}:{assoc.requestor.port}", time.monotonic())
+                self._records[id(assoc)] = rec
+            return rec
+
+    def _on_conn_open(self, event: evt.Event) -> None:
+        self._record(event.assoc)
+
+    def _on_accepted(self, event: evt.Event) -> None:
+        rec = self._record(event.assoc)
+        rec.calling_ae = event.assoc.requestor.ae_title.strip()
+        rec.called_ae = event.assoc.acceptor.ae_title.strip()
+        rec.outcome = "accepted"
+        self.stats.association_opened()
+
+    def _on_rejected(self, event: evt.Event) -> None:
+        rec = self._record(event.assoc)
+        prim = event.assoc.acceptor.primitive
+        key = (getattr(prim, "result_source", 0), getattr(prim, "diagnostic", 0))
+        reason = REJECT_REASONS.get(key, f"source-{key[0]}-reason-{key[1]}")
+        rq = event.assoc.requestor
+        rec.calling_ae = str(getattr(rq, "ae_title", "")).strip()
+        rec.outcome = f"rejected ({reason})"
+        self.stats.association_rejected(reason)
+
+    def _on_released(self, event: evt.Event) -> None:
+        self._record(event.assoc).outcome = "released"
+
+    def _on_aborted(self, event: evt.Event) -> None:
+        self._record(event.assoc).outcome = "aborted"
+
+    def _on_conn_close(self, event: evt.Event) -> None:
+        with self._lock:
+            rec = self._records.pop(id(event.assoc), None)
+        if rec is None:
+            return
+        if rec.outcome in ("accepted", "released", "aborted"):
+            if rec.outcome == "accepted":
+                rec.outcome = "closed"
+            self.stats.association_closed(aborted=rec.outcome != "released")
+        access_log.info("%s", rec.line(time.monotonic()))
+
+    def _on_echo(self, event: evt.Event) -> int:
+        self.stats.echo_answered()
+        self._record(event.assoc).sops.append("verification")
+        return int(FindStatus.SUCCESS)
+
+    def _on_find(self, event: evt.Event) -> Iterator[tuple[Dataset, Dataset | None]]:
+        assoc = event.assoc
+        rec = self._record(assoc)
+        sop_uid = str(event.request.AffectedSOPClassUID)
+        rec.sops.append(SOP_NAMES.get(sop_uid, "unknown"))
+        peer = Peer(assoc.requestor.ae_title.strip(), assoc.requestor.address, assoc.requestor.port)
+        try:
+            identifier: Dataset | None = event.identifier
+        except Exception:
+            identifier = None
+        result = self._run_find(identifier, sop_uid, peer, event)
+        if result.status is not FindStatus.CANCEL and event.is_cancelled:
+            result = FindResult(FindStatus.CANCEL)
+        rec.statuses.append(int(result.status))
+        if result.status is FindStatus.PENDING:
+            rec.statuses.append(int(FindStatus.SUCCESS))
+        yield result.status_dataset(), result.identifier
+
+    def _run_find(
+        self, identifier: Dataset | None, sop_uid: str, peer: Peer, event: evt.Event
+    ) -> FindResult:
+        loop = self._loop
+        assert loop is not None
+        cancelled = [False]
+
+        def is_cancelled() -> bool:
+            cancelled[0] = cancelled[0] or bool(event.is_cancelled)
+            return cancelled[0]
+
+        future = asyncio.run_coroutine_threadsafe(
+            self.service.find(identifier, sop_uid, peer, is_cancelled=is_cancelled), loop
+        )
+        try:
+            return future.result(self.settings.query_timeout)
+        except FutureTimeout:
+            future.cancel()
+            log.warning(
+                "query from %s timed out after %.1f s", peer.ae_title, self.settings.query_timeout
+            )
+            return FindResult(FindStatus.OUT_OF_RESOURCES, error_comment="Query timed out")
+        except Exception as exc:  # the loop is gone (shutting down)
+            log.error("query from %s could not run: %s", peer.ae_title, exc)
+            return FindResult(FindStatus.OUT_OF_RESOURCES, error_comment="Service stopping")

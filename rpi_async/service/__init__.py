@@ -1,0 +1,1 @@
+"""The query service shared by every network engine."""

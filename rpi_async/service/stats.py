@@ -1,0 +1,47 @@
+"""Counters that both engines and the query service update; read by logs, tests, metrics."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ServerStats:
+    """Thread-safe counters: pynetdicom updates them from its association threads."""
+
+    associations_accepted: int = 0
+    associations_rejected: Counter[str] = field(default_factory=Counter)
+    associations_aborted: int = 0
+    associations_active: int = 0
+    queries: Counter[tuple[str, int]] = field(default_factory=Counter)  # (sop name, status)
+    echoes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def association_opened(self) -> None:
+        with self._lock:
+            self.associations_accepted += 1
+            self.associations_active += 1
+
+    def association_closed(self, *, aborted: bool) -> None:
+        with self._lock:
+            self.associations_active -= 1
+            if aborted:
+                self.associations_aborted += 1
+
+    def association_rejected(self, reason: str) -> None:
+        with self._lock:
+            self.associations_rejected[reason] += 1
+
+    def query_answered(self, sop: str, status: int) -> None:
+        with self._lock:
+            self.queries[(sop, status)] += 1
+
+    def echo_answered(self) -> None:
+        with self._lock:
+            self.echoes += 1
+
+    def total_queries(self) -> int:
+        with self._lock:
+            return sum(self.queries.values())
