@@ -36,6 +36,8 @@ from rpi_async.bench.stats import RunStats
 from rpi_async.errors import ConfigError, RpiError
 
 PROGRESS_INTERVAL = 0.5
+# Latency clock. Not loop.time(): uvloop's is libuv's cached time, in whole milliseconds.
+clock = time.perf_counter
 COUNT_MODE_DEADLINE = 300.0  # hard bound of a --count run unless --deadline says otherwise
 DRAIN_GRACE = 2.0
 HOLD_OPEN_PARALLELISM = 64
@@ -183,7 +185,7 @@ class _Load:
 
     def stop_launching(self) -> None:
         if self.stopped_at is None:
-            self.stopped_at = self.loop.time()
+            self.stopped_at = clock()
             self.launch_done.set()
 
     def admit(self, start: float) -> bool | None:
@@ -200,7 +202,7 @@ class _Load:
         return measured
 
     async def association(self, start: float, measured: bool) -> None:
-        loop, config, plan = self.loop, self.config, self.plan
+        config, plan = self.config, self.plan
         stats = self.stats if measured else None
         if stats is not None:
             stats.started += 1
@@ -208,33 +210,33 @@ class _Load:
         self.in_flight += 1
         try:
             async with asyncio.timeout(config.timeout):
-                began = loop.time()
+                began = clock()
                 session = await Session.open(config.host, config.port, self.associate_rq)
                 if stats is not None:
-                    stats.setup.record(loop.time() - began)
+                    stats.setup.record(clock() - began)
                 pdus = plan.pdus(session.explicit)
                 for _ in range(config.queries_per_association):
                     index = plan.next_index()
-                    sent = loop.time()
+                    sent = clock()
                     status, pendings = await session.find(pdus[index])
                     if stats is not None:
-                        now = loop.time()
+                        now = clock()
                         stats.query_done(now, now - sent, plan.keys[index].kind, status, pendings)
                 await session.release()
             if stats is not None:
-                now = loop.time()
+                now = clock()
                 stats.association_done(now, now - start)
         except AssociationFailed as exc:
             if stats is not None:
-                stats.failed(loop.time(), exc.kind, exc.detail)
+                stats.failed(clock(), exc.kind, exc.detail)
         except TimeoutError:
             if stats is not None:
                 detail = f"association not finished within {config.timeout:g} s"
-                stats.failed(loop.time(), ErrorKind.TIMED_OUT, detail)
+                stats.failed(clock(), ErrorKind.TIMED_OUT, detail)
         except asyncio.CancelledError:
             self.forced += 1
             if stats is not None:
-                stats.failed(loop.time(), ErrorKind.TIMED_OUT, "still running at the deadline")
+                stats.failed(clock(), ErrorKind.TIMED_OUT, "still running at the deadline")
             raise
         finally:
             self.in_flight -= 1
@@ -245,7 +247,7 @@ class _Load:
 
     async def worker(self) -> None:
         while True:
-            start = self.loop.time()
+            start = clock()
             measured = self.admit(start)
             if measured is None:
                 return
@@ -255,7 +257,7 @@ class _Load:
 
     def fire(self) -> None:
         """Start every open-loop association that is due, then re-arm for the next one."""
-        now = self.loop.time()
+        now = clock()
         rate = self.config.rate or 1.0
         while True:
             due = self.t0 + self.index / rate
@@ -268,7 +270,7 @@ class _Load:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
             self.index += 1
-        self.loop.call_at(due, self.fire)
+        self.loop.call_later(due - now, self.fire)
 
     async def capped(self, due: float, measured: bool) -> None:
         async with self.cap:
@@ -340,7 +342,7 @@ async def run(
             hold.rss_after = monitor.rss()
         watchers = [loop.create_task(_watch_hold(s, hold)) for s in held]
 
-    origin = loop.time()
+    origin = clock()
     load = _Load(config, plan, associate_rq, origin)
     cpu = CpuClock()
     timers: list[asyncio.TimerHandle] = []
@@ -351,7 +353,7 @@ async def run(
             monitor.window_start()
 
     def tick() -> None:
-        now = loop.time()
+        now = clock()
         phase = "warm-up" if now < load.warm_end else "measuring"
         if load.stopped_at is not None:
             phase = "draining"
@@ -359,9 +361,10 @@ async def run(
         progress(phase, now - origin, load.stats, load.in_flight)
         timers.append(loop.call_later(PROGRESS_INTERVAL, tick))
 
-    timers.append(loop.call_at(load.warm_end, window_start))
+    timers.append(loop.call_later(config.warmup, window_start))
     if config.duration is not None:
-        timers.append(loop.call_at(load.warm_end + config.duration, load.stop_launching))
+        stop_after = config.warmup + config.duration
+        timers.append(loop.call_later(stop_after, load.stop_launching))
     if progress is not None:
         timers.append(loop.call_later(PROGRESS_INTERVAL, tick))
     hard_end = origin + config.hard_deadline
@@ -374,13 +377,13 @@ async def run(
         else:
             load.fire()
         try:
-            async with asyncio.timeout_at(hard_end):
+            async with asyncio.timeout(config.hard_deadline):
                 await load.launch_done.wait()
         except TimeoutError:
             load.stop_launching()
         remaining = list(load.tasks)
         if remaining:
-            _, pending = await asyncio.wait(remaining, timeout=max(hard_end - loop.time(), 0))
+            _, pending = await asyncio.wait(remaining, timeout=max(hard_end - clock(), 0))
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -391,7 +394,7 @@ async def run(
     finally:
         for timer in timers:
             timer.cancel()
-        if loop.time() < load.warm_end:
+        if clock() < load.warm_end:
             window_start()
         cpu.stop()
         if monitor is not None:

@@ -70,7 +70,8 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
             times = proc.cpu_times()
         except psutil.Error:
             continue
-        total += times.user + times.system
+        # children_*: processes it has reaped (e.g. dcmqrscp's per-association forks).
+        total += times.user + times.system + times.children_user + times.children_system
     return total
 
 

@@ -22,6 +22,7 @@ import asyncio
 import enum
 import socket
 from collections import deque
+from typing import cast
 
 from rpi_async.bench import pdu
 from rpi_async.dicom.status import FindStatus
@@ -59,8 +60,8 @@ class PduStream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._failure is not None:

@@ -1,0 +1,1 @@
+"""Servers the benchmark suite starts: baselines, peers and rpi-async itself."""

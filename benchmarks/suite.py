@@ -1,0 +1,308 @@
+"""One command to benchmark rpi-async against the baselines and peers it replaces.
+
+    python -m benchmarks.suite [--quick] [--servers a,b] [--concurrency 1,4,16]
+                               [--duration S] [--patients N] [--out DIR]
+
+For each server of ``benchmarks.servers.launchers.SERVERS`` in turn (or those named): start
+it on 127.0.0.1 with a free port, wait until it is ready, load it with the demo
+population, check it with one association, then run the load generator closed-loop at
+each concurrency level (one C-FIND per association by default), and stop it, whatever
+happens. A server that cannot run here (not installed, or its command fails) is skipped
+and the summary says why.
+
+Bounds: every run lasts at most warm-up + duration + timeout + 2 s (the generator's hard
+deadline). The full suite (6 levels x 8 s + 2 s warm-up, 7 servers) takes about
+10-12 minutes on 2 cores; ``--quick`` (levels 1, 16, 64, 3 s each) about 3 minutes.
+
+Outputs in ``--out``: ``runs/SERVER-cCONCURRENCY.json`` (the generator's full result),
+``summary.md`` (server x concurrency table), ``throughput.png`` and ``latency.png``, and
+``logs/SERVER.log`` (each server's own output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import plots
+from benchmarks.servers import population
+from benchmarks.servers.launchers import (
+    HOST,
+    SERVERS,
+    ServerProcess,
+    ServerSpec,
+    ServerUnavailable,
+    Workspace,
+)
+from rpi_async.bench import generator, report
+from rpi_async.bench.identifier import PATIENT_ROOT_FIND, QueryModel
+from rpi_async.bench.mix import Mix, QueryPlan, demo_hits
+from rpi_async.bench.pdu import encode_associate_rq
+from rpi_async.dicom.uids import SopClass
+from rpi_async.errors import RpiError
+
+FULL_LEVELS = (1, 4, 16, 64, 256, 1024)
+QUICK_LEVELS = (1, 16, 64)
+MIX = "hit=0.9,miss=0.05,dup=0.05"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.suite", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="levels 1,16,64; 3 s each")
+    parser.add_argument("--servers", help=f"comma-separated subset of: {', '.join(SERVERS)}")
+    parser.add_argument("--concurrency", help="comma-separated levels (default 1,4,...,1024)")
+    parser.add_argument("--duration", type=float, help="measured seconds per run (8; quick 3)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per run (2; quick 1)")
+    parser.add_argument("--timeout", type=float, help="per-association timeout (5; quick 3)")
+    parser.add_argument("--queries-per-association", type=int, default=1)
+    parser.add_argument("--patients", type=int, default=1000, help="demo patients (1000)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    args = parser.parse_args(argv)
+    args.levels = _levels(args.concurrency, QUICK_LEVELS if args.quick else FULL_LEVELS, parser)
+    args.duration = args.duration or (3.0 if args.quick else 8.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    args.timeout = args.timeout or (3.0 if args.quick else 5.0)
+    names = [n.strip() for n in args.servers.split(",")] if args.servers else list(SERVERS)
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}")
+    if args.patients < 1:
+        parser.error("--patients must be at least 1")
+    args.names = names
+    return args
+
+
+def _levels(
+    text: str | None, default: tuple[int, ...], parser: argparse.ArgumentParser
+) -> list[int]:
+    if not text:
+        return list(default)
+    try:
+        levels = [int(part) for part in text.split(",")]
+    except ValueError:
+        parser.error(f"--concurrency: not a list of integers: {text!r}")
+    if any(level < 1 for level in levels):
+        parser.error("--concurrency levels must be at least 1")
+    return levels
+
+
+def plan_for(model: QueryModel, patients: int) -> QueryPlan:
+    hits = demo_hits(patients)
+    if model is QueryModel.PATIENT_ROOT:
+        return QueryPlan(
+            hits, Mix.parse(MIX), sop_class=PATIENT_ROOT_FIND, model=model, template_id=""
+        )
+    return QueryPlan(
+        hits,
+        Mix.parse(MIX),
+        sop_class=SopClass.GENERAL_RPI_QUERY,
+        model=model,
+        template_id="9007",
+    )
+
+
+def prepare_workspace(root: Path, patients: int) -> Workspace:
+    records = population.demo_records(patients)
+    db = population.build_database(root / "demo.sqlite3", records)
+    files = population.write_instances(root / "instances", records)
+    return Workspace(root=root, db=db, files=files, patients=patients)
+
+
+def run_server(
+    spec: ServerSpec,
+    ws: Workspace,
+    args: argparse.Namespace,
+    runner: asyncio.Runner,
+    runs_dir: Path,
+    logs_dir: Path,
+) -> list[dict[str, Any]]:
+    """Every concurrency level against one server; raises ServerUnavailable to skip it."""
+    plan = plan_for(spec.model, ws.patients)
+    results: list[dict[str, Any]] = []
+    with ServerProcess(spec, ws, logs_dir / f"{spec.name}.log") as server:
+        probe_config = generator.BenchConfig(
+            HOST, server.port, called_ae=spec.called_ae, timeout=10.0
+        )
+        rq = encode_associate_rq(spec.called_ae, "BENCH", plan.sop_class)
+        try:
+            runner.run(generator.probe(probe_config, rq))
+        except RpiError as exc:
+            raise ServerUnavailable(f"probe failed: {exc}") from None
+        for level in args.levels:
+            config = generator.BenchConfig(
+                HOST,
+                server.port,
+                called_ae=spec.called_ae,
+                concurrency=level,
+                duration=args.duration,
+                warmup=args.warmup,
+                timeout=args.timeout,
+                queries_per_association=args.queries_per_association,
+                server_pid=server.pid,
+            )
+            result = runner.run(generator.run(config, plan))
+            data = report.result_dict(result, plan)
+            data["server_name"] = spec.name
+            data["server_note"] = spec.note
+            path = runs_dir / f"{spec.name}-c{level}.json"
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            print(f"  {one_line(data)}", flush=True)
+            results.append(data)
+    return results
+
+
+def one_line(data: dict[str, Any]) -> str:
+    lat = data["latency"]["association"]
+    server = data.get("server") or {}
+    return (
+        f"c={data['config']['concurrency']:<5} {data['associations']['per_second']:8.1f} assoc/s"
+        f"  p50 {lat['p50_ms']:8.2f} ms  p99 {lat['p99_ms']:8.2f} ms"
+        f"  errors {data['associations']['failed']:<6}"
+        f"  gen CPU {data['generator']['cpu_percent_of_one_core']:4.0f}%"
+        f"  server CPU {server.get('cpu_percent', 0.0):4.0f}%"
+    )
+
+
+def _errors(data: dict[str, Any]) -> str:
+    errors = {k: v for k, v in data["errors"].items() if v}
+    if not errors:
+        return "0"
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1]))
+    return f"{sum(errors.values())} ({parts})"
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cpu = model or platform.machine()
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def summary_markdown(
+    runs: list[dict[str, Any]],
+    skipped: dict[str, str],
+    args: argparse.Namespace,
+    command: str,
+    started: dt.datetime,
+    elapsed: float,
+) -> str:
+    lines = [
+        "# Benchmark summary",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; suite took {elapsed / 60:.1f} min",
+        f"- Machine: {machine()}; generator and server share it",
+        f"- Each run: closed loop, {args.warmup:g} s warm-up (not counted) + "
+        f"{args.duration:g} s measured, per-association timeout {args.timeout:g} s; each "
+        f"association = connect, associate, {args.queries_per_association} C-FIND, release",
+        f"- Patients: {args.patients} demo patients + DEMO-DUP (two issuers); mix {MIX}",
+        "- Latency is per association (connect to release), in ms; assoc/s counts "
+        "associations completed without error",
+        "",
+        "| server | concurrency | assoc/s | p50 ms | p99 ms | p99.9 ms | errors "
+        "| gen CPU % | server CPU % | server RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for data in runs:
+        lat = data["latency"]["association"]
+        server = data.get("server") or {}
+        rss = server.get("rss_peak_bytes", 0) / 2**20
+        lines.append(
+            f"| {data['server_name']} | {data['config']['concurrency']} "
+            f"| {data['associations']['per_second']:,.1f} | {lat['p50_ms']:,.2f} "
+            f"| {lat['p99_ms']:,.2f} | {lat['p99.9_ms']:,.2f} | {_errors(data)} "
+            f"| {data['generator']['cpu_percent_of_one_core']:.0f} "
+            f"| {server.get('cpu_percent', 0.0):.0f} | {rss:,.0f} |"
+        )
+    notes = {d["server_name"]: d["server_note"] for d in runs}
+    if notes:
+        lines += ["", "Servers:", ""]
+        lines += [f"- **{name}**: {note}" for name, note in notes.items()]
+    if skipped:
+        lines += ["", "Skipped:", ""]
+        lines += [f"- **{name}**: {reason}" for name, reason in skipped.items()]
+    lines += [
+        "",
+        "![throughput](throughput.png)",
+        "",
+        "![latency](latency.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _loop_factory() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python -m benchmarks.suite " + shlex.join(sys.argv[1:] if argv is None else argv)
+    out: Path = args.out
+    runs_dir, logs_dir = out / "runs", out / "logs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    per_run = args.warmup + args.duration
+    print(
+        f"servers: {', '.join(args.names)}; concurrency {args.levels}; "
+        f"{per_run:g} s per run (at most {per_run + args.timeout + 2:g} s)",
+        flush=True,
+    )
+    runs: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="rpi-bench-") as tmp:
+        print(f"building the demo population ({args.patients} patients) ...", flush=True)
+        ws = prepare_workspace(Path(tmp), args.patients)
+        with asyncio.Runner(loop_factory=_loop_factory) as runner:
+            for name in args.names:
+                spec = SERVERS[name]
+                reason = spec.unavailable()
+                if reason is not None:
+                    print(f"{name}: skipped: {reason}", flush=True)
+                    skipped[name] = reason
+                    continue
+                print(f"{name}:", flush=True)
+                try:
+                    runs += run_server(spec, ws, args, runner, runs_dir, logs_dir)
+                except ServerUnavailable as exc:
+                    print(f"  skipped: {exc}", flush=True)
+                    skipped[name] = str(exc)
+                except (RuntimeError, OSError) as exc:
+                    print(f"  failed: {exc}", flush=True)
+                    skipped[name] = f"failed: {exc}"
+    elapsed = time.monotonic() - t0
+    text = summary_markdown(runs, skipped, args, command, started, elapsed)
+    (out / "summary.md").write_text(text, encoding="utf-8")
+    if runs:
+        plots.plot_all(runs, out)
+    print(f"done in {elapsed / 60:.1f} min: {out / 'summary.md'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
