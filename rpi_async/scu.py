@@ -98,12 +98,14 @@ def find(
             if not status:
                 raise AssociationFailed("no response: timed out, aborted or invalid")
             offending = status.get("OffendingElement")
+            if offending is not None and not isinstance(offending, list | tuple):
+                offending = [offending]
             responses.append(
                 FindResponse(
                     int(status.Status),
                     ds,
                     status.get("ErrorComment"),
-                    list(offending) if offending is not None else [],
+                    [int(t) for t in offending] if offending is not None else [],
                 )
             )
     finally:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import ClassVar
 
+import pydicom.config
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
@@ -59,7 +60,12 @@ REJECT_REASONS: dict[tuple[int, int], str] = {
 
 
 def quiet_pynetdicom() -> None:
-    """Stop pynetdicom logging identifiers (patient data) and per-PDU chatter."""
+    """Stop pynetdicom logging identifiers (patient data) and per-PDU chatter.
+
+    pydicom's read-time validation is switched off too: its warnings quote element
+    values, which may be patient data; the QueryService validates what it uses.
+    """
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     _config.LOG_REQUEST_IDENTIFIERS = False
     _config.LOG_RESPONSE_IDENTIFIERS = False
     _config.LOG_HANDLER_LEVEL = "none"

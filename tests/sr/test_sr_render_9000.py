@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from sr_records import (
+
+from rpi_async.sr.registry import TEMPLATES
+from rpi_async.sr.render import render_identifier
+from tests.sr.sr_records import (
     OBSERVED,
     ee_record,
     find,
@@ -12,9 +15,6 @@ from sr_records import (
     rich_record,
     tree,
 )
-
-from rpi_async.sr.registry import TEMPLATES
-from rpi_async.sr.render import render_identifier
 
 LANGUAGE = (
     "HAS CONCEPT MOD",

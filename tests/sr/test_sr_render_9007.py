@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pydicom.dataset import Dataset
-from sr_records import OBSERVED, concepts_of, find, request, rich_record, tree
 
 from rpi_async.sr.registry import TEMPLATES
 from rpi_async.sr.render import render_identifier
 from rpi_async.store.model import PatientRecord
+from tests.sr.sr_records import OBSERVED, concepts_of, find, request, rich_record, tree
 
 
 def _render(record: PatientRecord) -> Dataset:

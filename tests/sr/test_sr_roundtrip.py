@@ -11,11 +11,11 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
-from sr_records import OBSERVED, ee_record, request, rich_record
 
 from rpi_async.dicom.codes import Code
 from rpi_async.sr.registry import TEMPLATES
 from rpi_async.sr.render import render_identifier
+from tests.sr.sr_records import OBSERVED, ee_record, request, rich_record
 
 SYNTAXES = [pytest.param(True, id="implicit-vr-le"), pytest.param(False, id="explicit-vr-le")]
 

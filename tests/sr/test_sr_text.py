@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pydicom.dataset import Dataset
-from sr_records import OBSERVED, ee_record, request, rich_record
 
 from rpi_async.sr.registry import TEMPLATES
 from rpi_async.sr.render import render_identifier
 from rpi_async.sr.text import content_tree_text, patient_header
+from tests.sr.sr_records import OBSERVED, ee_record, request, rich_record
 
 EE_TEXT = """\
 Relevant Patient Information for Breast Imaging

@@ -1,0 +1,134 @@
+"""QueryService rules (PS3.4 Q.2.1.1.4) without any network in between."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+
+from rpi_async import scu
+from rpi_async.dicom.status import FindStatus
+from rpi_async.dicom.uids import SopClass
+from rpi_async.errors import StoreUnavailable
+from rpi_async.service.query import FindResult, Peer, QueryService
+from rpi_async.store.reader import PatientStore
+
+PEER = Peer("TEST", "127.0.0.1", 40000)
+NOON = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def service(sample_db: Path) -> AsyncIterator[QueryService]:
+    store = await PatientStore.open(sample_db, readers=2)
+    try:
+        yield QueryService(store, clock=lambda: NOON)
+    finally:
+        await store.close()
+
+
+async def find(
+    service: QueryService,
+    ds: Dataset | None,
+    sop: str = SopClass.GENERAL_RPI_QUERY,
+    **kw: bool,
+) -> FindResult:
+    return await service.find(ds, sop, PEER, **kw)  # type: ignore[arg-type]
+
+
+async def test_match(service: QueryService) -> None:
+    result = await find(service, scu.build_request("P0001", "HOSP_A"))
+    assert result.status is FindStatus.PENDING
+    assert result.identifier is not None
+    assert result.identifier.ObservationDateTime.startswith("20261128120000")
+    assert service.stats.queries[("general", 0xFF00)] == 1
+
+
+async def test_issuer_zero_length_means_any(service: QueryService) -> None:
+    result = await find(service, scu.build_request("P0001", ""))
+    assert result.status is FindStatus.PENDING
+
+
+async def test_cancel_before_answer(service: QueryService) -> None:
+    result = await service.find(
+        scu.build_request("P0001", "HOSP_A"),
+        SopClass.GENERAL_RPI_QUERY,
+        PEER,
+        is_cancelled=lambda: True,
+    )
+    assert result.status is FindStatus.CANCEL
+    assert result.identifier is None
+
+
+async def test_undecodable_identifier(service: QueryService) -> None:
+    result = await find(service, None)
+    assert result.status is FindStatus.UNABLE_TO_PROCESS
+    assert result.error_comment
+
+
+async def test_store_unavailable_gives_a700(sample_db: Path) -> None:
+    store = await PatientStore.open(sample_db, readers=1)
+    service = QueryService(store)
+    await store.close()
+    result = await find(service, scu.build_request("P0001", "HOSP_A"))
+    assert result.status is FindStatus.OUT_OF_RESOURCES
+
+
+async def test_unexpected_error_gives_c000(
+    service: QueryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object) -> list[object]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(service.store, "lookup", broken)
+    result = await find(service, scu.build_request("P0001", "HOSP_A"))
+    assert result.status is FindStatus.UNABLE_TO_PROCESS
+    assert "fire" not in (result.error_comment or "")
+
+
+async def test_store_overloaded_gives_a700(
+    service: QueryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def overloaded(*args: object) -> list[object]:
+        raise StoreUnavailable("patient store overloaded: no free connection")
+
+    monkeypatch.setattr(service.store, "lookup", overloaded)
+    result = await find(service, scu.build_request("P0001", "HOSP_A"))
+    assert result.status is FindStatus.OUT_OF_RESOURCES
+
+
+async def test_two_items_in_content_template_sequence(service: QueryService) -> None:
+    ds = scu.build_request("P0001", "HOSP_A")
+    ds.ContentTemplateSequence.append(ds.ContentTemplateSequence[0])
+    result = await find(service, ds)
+    assert result.status is FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+    assert [int(t) for t in result.offending_elements] == [0x0040A504]
+
+
+async def test_missing_template_identifier(service: QueryService) -> None:
+    ds = scu.build_request("P0001", "HOSP_A")
+    del ds.ContentTemplateSequence[0].TemplateIdentifier
+    result = await find(service, ds)
+    assert result.status is FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+    assert [int(t) for t in result.offending_elements] == [0x0040DB00]
+
+
+async def test_unknown_sop_class(service: QueryService) -> None:
+    result = await find(service, scu.build_request("P0001"), sop="1.2.3")
+    assert result.status is FindStatus.UNABLE_TO_PROCESS
+
+
+def test_status_dataset_carries_comment_and_offending_element() -> None:
+    from pydicom.tag import Tag
+
+    result = FindResult(
+        FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+        error_comment="Patient ID is required",
+        offending_elements=(Tag(0x0010, 0x0020),),
+    )
+    ds = result.status_dataset()
+    assert ds.Status == 0xA900
+    assert ds.ErrorComment == "Patient ID is required"
+    assert ds.OffendingElement == 0x00100020
