@@ -245,7 +245,7 @@ def test_fragments_honour_the_limit_and_reassemble(max_pdu: int, size: int) -> N
 
 
 def test_pynetdicom_reassembles_our_fragments() -> None:
-    from ul_peer import decode_messages
+    from tests.ul.ul_peer import decode_messages
 
     dataset = bytes(3000)
     data = encode_message(1, CFindRSP(9, GENERAL, FindStatus.PENDING), dataset, 1000)

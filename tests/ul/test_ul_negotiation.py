@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ul_peer import CT_STORAGE, EXPLICIT, GENERAL, IMPLICIT, VERIFICATION, associate_rq, decode_ac
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.uids import TransferSyntax
@@ -22,6 +21,15 @@ from rpi_async.ul.items import (
 )
 from rpi_async.ul.negotiation import AcceptedContext, accepted_contexts
 from rpi_async.ul.pdu import AAssociateAC, AAssociateRJ, AAssociateRQ, read_pdu, write_pdu
+from tests.ul.ul_peer import (
+    CT_STORAGE,
+    EXPLICIT,
+    GENERAL,
+    IMPLICIT,
+    VERIFICATION,
+    associate_rq,
+    decode_ac,
+)
 
 POLICY = AcceptorPolicy("RPI_SCP")
 INFO = UserInformation(max_length=16384)
