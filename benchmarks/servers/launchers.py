@@ -82,6 +82,10 @@ def _python(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def _null(ws: Workspace, port: int) -> list[str]:
+    return _python("benchmarks.servers.null_scp", "--port", str(port))
+
+
 def _toy(ws: Workspace, port: int) -> list[str]:
     return _python("benchmarks.servers.toy_scp", "--dir", str(ws.files), "--port", str(port))
 
@@ -125,6 +129,12 @@ RPI_ASYNC_ENGINES: dict[str, tuple[str, ...]] = {
 _PEER_ENV = {"TCP_NODELAY": "1"}
 
 SERVERS: dict[str, ServerSpec] = {
+    "null": ServerSpec(
+        "null",
+        _null,
+        ready_pattern="listening on",
+        note="canned replies, no DICOM parsing: the load generator's own ceiling",
+    ),
     "toy": ServerSpec(
         "toy",
         _toy,

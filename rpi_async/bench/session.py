@@ -116,6 +116,31 @@ class PduStream(asyncio.Protocol):
         return self._ready.popleft()
 
 
+# A server sends the same A-ASSOCIATE-AC and the same few response command sets over and
+# over: parse each distinct one once. Bounded, as a misbehaving server could vary them.
+_CACHE_LIMIT = 64
+_accepts: dict[bytes, pdu.AssociateAccept] = {}
+_commands: dict[bytes, pdu.CommandSummary] = {}
+
+
+def _accept_of(body: bytes) -> pdu.AssociateAccept:
+    accept = _accepts.get(body)
+    if accept is None:
+        accept = pdu.parse_associate_ac(body)
+        if len(_accepts) < _CACHE_LIMIT:
+            _accepts[body] = accept
+    return accept
+
+
+def _command_of(command: bytes) -> pdu.CommandSummary:
+    summary = _commands.get(command)
+    if summary is None:
+        summary = pdu.parse_command(command)
+        if len(_commands) < _CACHE_LIMIT:
+            _commands[command] = summary
+    return summary
+
+
 def _unexpected(pdu_type: int, expecting: str) -> AssociationFailed:
     if pdu_type == pdu.PduType.ABORT:
         return AssociationFailed(ErrorKind.ABORTED, "A-ABORT received")
@@ -155,7 +180,7 @@ class Session:
                 raise AssociationFailed(ErrorKind.REJECTED, reject.describe())
             if pdu_type != pdu.PduType.ASSOCIATE_AC:
                 raise _unexpected(pdu_type, "A-ASSOCIATE-AC")
-            accept = pdu.parse_associate_ac(body)
+            accept = _accept_of(body)
             if accept.context_result != pdu.PC_ACCEPTANCE:
                 transport.write(pdu.ABORT)
                 raise AssociationFailed(
@@ -199,7 +224,7 @@ class Session:
                         command += pdv.fragment
                         if not pdv.is_last:
                             continue
-                        summary = pdu.parse_command(bytes(command))
+                        summary = _command_of(bytes(command))
                         command.clear()
                         if summary.command_field != pdu.CommandField.C_FIND_RSP:
                             raise pdu.ProtocolViolation(
