@@ -1,83 +1,310 @@
-"""The single writer: inserts or replaces whole patient records inside one transaction."""
+"""The single writer: inserts or replaces whole patient records inside one transaction.
+
+Theory of operation: an import is one ``BEGIN IMMEDIATE`` ... ``COMMIT``, so readers see
+either the old store or the new one, never half an import, and any error rolls the whole
+import back. Inside the transaction, rows are queued and sent with ``executemany`` in
+batches (prepared statements reused through the sqlite3 statement cache). Primary
+keys of new patients are assigned here, counting up from the largest one in the file, so
+a patient's facts can be queued before its row is written. When the store was empty at
+the start, no patient can already exist, so the per-record ``SELECT`` is skipped; keys
+seen earlier in the same import are remembered so that a repeated patient still replaces
+the earlier copy. Foreign-key checks are switched off for the duration, because every
+fact row refers to a patient row written by this same transaction (by construction), and
+checking each of millions of rows would double the cost of a bulk load.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from rpi_async.store import schema
-from rpi_async.store.codec import fact_to_row
-from rpi_async.store.model import PatientRecord
+from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
 
-_FACT_INSERT = (
-    "INSERT INTO fact (patient_pk, seq, "
-    + ", ".join(f'"{c}"' for c in schema.FACT_COLUMNS)
-    + ") VALUES (?, ?, "
-    + ", ".join("?" for _ in schema.FACT_COLUMNS)
-    + ")"
+CODE_FIELDS = ("concept", "code", "laterality", "site", "modifier", "result", "unit")
+SCALAR_FIELDS = ("start", "end", "number", "text", "ongoing")
+SECTION_TEXT = {s: str(s.value) for s in Section}  # a plain str binds fast; a StrEnum does not
+
+# An encoded fact is (the names of its non-null fields, in any order; the row values:
+# section, then each field's value(s) in that order, a code as value, scheme, meaning).
+# Each distinct tuple of names gets its own INSERT naming just those columns: NULL columns
+# are left out rather than bound, because binding None costs an adapter lookup per value
+# in the sqlite3 module, which made NULL-heavy fact rows several times slower to insert.
+Shape = tuple[str, ...]
+EncodedFact = tuple[Shape, list[Any]]
+_FACT_SQL: dict[Shape, str] = {}
+
+
+def _fact_sql(shape: Shape) -> str:
+    sql = _FACT_SQL.get(shape)
+    if sql is None:
+        columns = ["patient_pk", "seq", "section"]
+        for name in shape:
+            if name in CODE_FIELDS:
+                columns += (f"{name}_value", f"{name}_scheme", f"{name}_meaning")
+            elif name in SCALAR_FIELDS:
+                columns.append(name)
+            else:
+                raise ValueError(f"not a fact field: {name!r}")
+        names = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        sql = _FACT_SQL[shape] = f"INSERT INTO fact ({names}) VALUES ({marks})"
+    return sql
+
+
+def encode_fact(fact: Fact) -> EncodedFact:
+    """The encoded form of one fact row."""
+    names: list[str] = []
+    values: list[Any] = [SECTION_TEXT[fact.section]]
+    for name in CODE_FIELDS:
+        c = getattr(fact, name)
+        if c is not None:
+            names.append(name)
+            values += (c.value, c.scheme, c.meaning)
+    for name in ("start", "end", "number", "text"):
+        v = getattr(fact, name)
+        if v is not None:
+            names.append(name)
+            values.append(v)
+    if fact.ongoing is not None:
+        names.append("ongoing")
+        values.append(int(fact.ongoing))  # a plain int: a bool goes the slow adapter way
+    return tuple(names), values
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRows:
+    """A patient in the writer's encoded form: what a bulk import hands to the writer."""
+
+    patient_id: str
+    issuer: str
+    name: str
+    birth_date: str
+    sex: str
+    other_ids: tuple[OtherPatientId, ...]
+    facts: list[EncodedFact]
+
+
+_PATIENT_INSERT = (
+    "INSERT INTO patient (pk, patient_id, issuer, name, birth_date, sex, version, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
 )
+_OTHER_INSERT = (
+    "INSERT OR IGNORE INTO other_patient_id (patient_pk, other_id, issuer, type_of_id) "
+    "VALUES (?, ?, ?, ?)"
+)
+_BATCH_ROWS = 20_000
+_PROGRESS_EVERY = 1000
+
+
+def utc_timestamp() -> str:
+    """The ``updated_at`` format of the schema: ISO 8601 UTC to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Batcher:
+    """Queues rows of one transaction and flushes them with executemany."""
+
+    def __init__(self, conn: sqlite3.Connection, stamp: str) -> None:
+        self.conn = conn
+        self.stamp = stamp
+        self.empty_at_start = conn.execute("SELECT 1 FROM patient LIMIT 1").fetchone() is None
+        self.next_pk = int(conn.execute("SELECT coalesce(max(pk), 0) FROM patient").fetchone()[0])
+        self.seen: dict[tuple[str, str], int] = {}
+        self.patients: list[tuple[Any, ...]] = []
+        self.others: list[tuple[Any, ...]] = []
+        self.facts: dict[Shape, list[tuple[Any, ...]]] = {}
+        self.pending_facts = 0
+
+    def add(self, record: PatientRecord | PatientRows) -> None:
+        key = (record.patient_id, record.issuer)
+        pk = self.seen.get(key)
+        if pk is None and not self.empty_at_start:
+            row = self.conn.execute(
+                "SELECT pk FROM patient WHERE patient_id = ? AND issuer = ?", key
+            ).fetchone()
+            pk = None if row is None else int(row[0])
+        if pk is None:
+            self.next_pk += 1
+            pk = self.next_pk
+            self.patients.append((pk, *key, record.name, record.birth_date, record.sex, self.stamp))
+        else:
+            self._replace(pk, record)
+        self.seen[key] = pk
+        self.others.extend(_other_rows(pk, record.other_ids))
+        facts = self.facts
+        encoded = (
+            record.facts if isinstance(record, PatientRows) else map(encode_fact, record.facts)
+        )
+        for seq, (shape, values) in enumerate(encoded):
+            rows = facts.get(shape)
+            if rows is None:
+                rows = facts[shape] = []
+            rows.append((pk, seq, *values))
+        self.pending_facts += len(record.facts)
+        if self.pending_facts >= _BATCH_ROWS:
+            self.flush()
+
+    def _replace(self, pk: int, record: PatientRecord | PatientRows) -> None:
+        # Earlier rows of this patient may still be queued: write them first, so that the
+        # deletes below see them.
+        self.flush()
+        self.conn.execute(
+            "UPDATE patient SET name=?, birth_date=?, sex=?, version=version+1, updated_at=? "
+            "WHERE pk=?",
+            (record.name, record.birth_date, record.sex, self.stamp, pk),
+        )
+        self.conn.execute("DELETE FROM fact WHERE patient_pk = ?", (pk,))
+        self.conn.execute("DELETE FROM other_patient_id WHERE patient_pk = ?", (pk,))
+
+    def flush(self) -> None:
+        if self.patients:
+            self.conn.executemany(_PATIENT_INSERT, self.patients)
+            self.patients.clear()
+        if self.others:
+            self.conn.executemany(_OTHER_INSERT, self.others)
+            self.others.clear()
+        for shape, rows in self.facts.items():
+            self.conn.executemany(_fact_sql(shape), rows)
+        self.facts.clear()
+        self.pending_facts = 0
+
+
+def _other_rows(pk: int, others: Iterable[OtherPatientId]) -> list[tuple[Any, ...]]:
+    return [(pk, o.patient_id, o.issuer, o.type_of_id) for o in others]
+
+
+class _BulkTransaction:
+    """``BEGIN IMMEDIATE`` with foreign keys off; COMMIT or ROLLBACK, then restore."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.foreign_keys = int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+
+    def __enter__(self) -> sqlite3.Connection:
+        # PRAGMA foreign_keys is a no-op inside a transaction: set it before BEGIN.
+        self.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._restore()
+            raise
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        self.conn.execute(f"PRAGMA foreign_keys = {self.foreign_keys}")
+
+
+def _bump_generation(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
 
 def write_patients(
     conn: sqlite3.Connection,
-    records: Iterable[PatientRecord],
+    records: Iterable[PatientRecord | PatientRows],
     *,
     progress: Callable[[int], None] | None = None,
+    timestamp: str | None = None,
 ) -> int:
     """Insert or replace every record in one transaction; all or nothing.
 
     A record that already exists (same Patient ID and issuer) is replaced whole, and its
     version is bumped. The store's generation counter is bumped once, so that cached
-    renderings can be invalidated. Returns the number of records written.
+    renderings can be invalidated. ``timestamp`` is the ``updated_at`` of every written
+    row (default: now; fixed by the demo generator so that its output is reproducible).
+    Any exception raised while iterating ``records`` rolls everything back and propagates.
+    Returns the number of records written.
     """
     count = 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _BulkTransaction(conn):
+        batch = _Batcher(conn, timestamp or utc_timestamp())
         for record in records:
-            _write_one(conn, record)
+            batch.add(record)
             count += 1
-            if progress is not None and count % 1000 == 0:
+            if progress is not None and count % _PROGRESS_EVERY == 0:
                 progress(count)
-        conn.execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        batch.flush()
+        _bump_generation(conn)
     if progress is not None:
         progress(count)
     return count
 
 
-def _write_one(conn: sqlite3.Connection, record: PatientRecord) -> None:
-    row = conn.execute(
-        "SELECT pk, version FROM patient WHERE patient_id = ? AND issuer = ?",
-        (record.patient_id, record.issuer),
-    ).fetchone()
-    if row is None:
-        cur = conn.execute(
-            "INSERT INTO patient (patient_id, issuer, name, birth_date, sex) VALUES (?,?,?,?,?)",
-            (record.patient_id, record.issuer, record.name, record.birth_date, record.sex),
-        )
-        pk = cur.lastrowid
-    else:
-        pk = row[0]
-        conn.execute(
-            "UPDATE patient SET name=?, birth_date=?, sex=?, version=version+1, "
-            "updated_at=strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE pk=?",
-            (record.name, record.birth_date, record.sex, pk),
-        )
-        conn.execute("DELETE FROM fact WHERE patient_pk = ?", (pk,))
-        conn.execute("DELETE FROM other_patient_id WHERE patient_pk = ?", (pk,))
-    conn.executemany(
-        "INSERT OR IGNORE INTO other_patient_id (patient_pk, other_id, issuer, type_of_id) "
-        "VALUES (?,?,?,?)",
-        [(pk, o.patient_id, o.issuer, o.type_of_id) for o in record.other_ids],
-    )
-    conn.executemany(
-        _FACT_INSERT, [(pk, seq, *fact_to_row(f)) for seq, f in enumerate(record.facts)]
-    )
+_DEMOGRAPHICS_UPSERT = """
+INSERT INTO patient (patient_id, issuer, name, birth_date, sex, version, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)
+ON CONFLICT (patient_id, issuer) DO UPDATE SET
+    name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,
+    birth_date = CASE WHEN excluded.birth_date != '' THEN excluded.birth_date ELSE birth_date END,
+    sex = CASE WHEN excluded.sex != '' THEN excluded.sex ELSE sex END,
+    version = version + 1,
+    updated_at = excluded.updated_at
+WHERE (excluded.name != '' AND excluded.name != name)
+   OR (excluded.birth_date != '' AND excluded.birth_date != birth_date)
+   OR (excluded.sex != '' AND excluded.sex != sex)
+"""
+
+
+def merge_demographics(
+    conn: sqlite3.Connection,
+    records: Iterable[PatientRecord],
+    *,
+    timestamp: str | None = None,
+) -> tuple[int, int]:
+    """Add or update patients' demographics only, in one transaction; all or nothing.
+
+    Unlike ``write_patients`` this keeps the clinical facts of patients already in the
+    store: a non-empty name, birth date or sex overwrites the stored one, other patient
+    IDs are added to the stored ones, and facts of the records are ignored. Returns
+    (patients added, patients updated).
+    """
+    stamp = timestamp or utc_timestamp()
+    added = updated = 0
+    with _BulkTransaction(conn):
+        for record in records:
+            key = (record.patient_id, record.issuer)
+            before = conn.execute(
+                "SELECT pk, version FROM patient WHERE patient_id = ? AND issuer = ?", key
+            ).fetchone()
+            conn.execute(
+                _DEMOGRAPHICS_UPSERT, (*key, record.name, record.birth_date, record.sex, stamp)
+            )
+            row = conn.execute(
+                "SELECT pk, version FROM patient WHERE patient_id = ? AND issuer = ?", key
+            ).fetchone()
+            pk = int(row[0])
+            known = {
+                (str(o), str(i))
+                for o, i in conn.execute(
+                    "SELECT other_id, issuer FROM other_patient_id WHERE patient_pk = ?", (pk,)
+                )
+            }
+            new_others = [o for o in record.other_ids if (o.patient_id, o.issuer) not in known]
+            conn.executemany(_OTHER_INSERT, _other_rows(pk, new_others))
+            changed = before is not None and row[1] != before[1]
+            if before is None:
+                added += 1
+            elif changed or new_others:
+                if not changed:
+                    conn.execute(
+                        "UPDATE patient SET version = version + 1, updated_at = ? WHERE pk = ?",
+                        (stamp, pk),
+                    )
+                updated += 1
+        _bump_generation(conn)
+    return added, updated
 
 
 def stats(conn: sqlite3.Connection) -> dict[str, int]:
@@ -86,8 +313,14 @@ def stats(conn: sqlite3.Connection) -> dict[str, int]:
         "schema_version": schema.schema_version(conn),
         "patients": conn.execute("SELECT count(*) FROM patient").fetchone()[0],
         "issuers": conn.execute("SELECT count(DISTINCT issuer) FROM patient").fetchone()[0],
+        "other_patient_ids": conn.execute("SELECT count(*) FROM other_patient_id").fetchone()[0],
         "facts": conn.execute("SELECT count(*) FROM fact").fetchone()[0],
+        "generation": int(
+            conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+        ),
     }
-    for section, n in conn.execute("SELECT section, count(*) FROM fact GROUP BY section"):
+    for section, n in conn.execute(
+        "SELECT section, count(*) FROM fact GROUP BY section ORDER BY section"
+    ):
         out[f"facts.{section}"] = n
     return out
