@@ -148,7 +148,12 @@ SERVERS: dict[str, ServerSpec] = {
         note="plain pynetdicom + sqlite3, TCP_NODELAY, 2048 associations, backlog 4096",
     ),
     **{
-        name: ServerSpec(name, _rpi_async(args), note=f"rpi-async serve {' '.join(args)}")
+        name: ServerSpec(
+            name,
+            _rpi_async(args),
+            ready_pattern="listening on",
+            note=f"rpi-async serve {' '.join(args)}",
+        )
         for name, args in RPI_ASYNC_ENGINES.items()
     },
     "orthanc": ServerSpec(
@@ -261,8 +266,8 @@ class ServerProcess:
                         if pattern is not None and pattern.search(text):
                             return
                 if process.poll() is not None:
-                    last = next((t for t in reversed(self.tail) if t.strip()), "no output")
-                    raise ServerUnavailable(f"exited with code {process.returncode}: {last}")
+                    reason = _reason(self.tail)
+                    raise ServerUnavailable(f"exited with code {process.returncode}: {reason}")
 
     def _hand_over(self, stdout: IO[bytes]) -> None:
         """Let a ``cat`` child copy the rest of the server's output to the log file."""
@@ -293,6 +298,19 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.drain.kill()
                 self.drain.wait()
+
+
+_FRAME = "│┃╭╮╰╯─━ "
+
+
+def _reason(tail: deque[str]) -> str:
+    """The most telling line of a failed start: an error line, else the last text line."""
+    lines = [t.strip(_FRAME) for t in tail]
+    lines = [t for t in lines if any(c.isalnum() for c in t)]
+    for line in reversed(lines):
+        if "error" in line.lower() or "no such option" in line.lower():
+            return line
+    return lines[-1] if lines else "no output"
 
 
 def _accepts(host: str, port: int) -> bool:
