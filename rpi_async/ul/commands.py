@@ -165,21 +165,34 @@ def encode_command(command: DimseCommand, has_dataset: bool) -> bytes:
         raise LocalProtocolError(f"cannot encode {type(command).__name__}: {exc}") from exc
 
 
+# A C-FIND-RSP is the hottest encode: its four US elements are packed in one call.
+_FIND_RSP_US = struct.Struct("<HHIHHHIHHHIHHHIH")
+_FIND_RSP_FIXED = 40  # the four US elements
+_AFFECTED_UID_TAG = int(Tag.AFFECTED_SOP_CLASS_UID)
+_ERROR_COMMENT_TAG = int(Tag.ERROR_COMMENT)
+
+
+def _encode_find_rsp(command: CFindRSP, has_dataset: bool) -> bytes:
+    uid = _uid(_AFFECTED_UID_TAG, command.affected_sop_class_uid)
+    fields = _FIND_RSP_US.pack(
+        0, 0x0100, 2, 0x8020,
+        0, 0x0120, 2, command.message_id_being_responded_to,
+        0, 0x0800, 2, DATA_SET_PRESENT if has_dataset else NO_DATA_SET,
+        0, 0x0900, 2, command.status,
+    )  # fmt: skip
+    extra = b""
+    if command.offending_element:
+        extra = _offending(command.offending_element)
+    if command.error_comment is not None:
+        extra += _text(_ERROR_COMMENT_TAG, command.error_comment)
+    length = len(uid) + _FIND_RSP_FIXED + len(extra)
+    return _UL_ELEMENT.pack(0, 0, 4, length) + uid + fields + extra
+
+
 def _encode(command: DimseCommand, has_dataset: bool) -> bytes:
-    ds_type = _DATA_SET_TYPE[has_dataset]
     if isinstance(command, CFindRSP):
-        parts = [
-            _uid(Tag.AFFECTED_SOP_CLASS_UID, command.affected_sop_class_uid),
-            _FIELD[CommandField.C_FIND_RSP],
-            _us(Tag.MESSAGE_ID_BEING_RESPONDED_TO, command.message_id_being_responded_to),
-            ds_type,
-            _us(Tag.STATUS, command.status),
-        ]
-        if command.offending_element:
-            parts.append(_offending(command.offending_element))
-        if command.error_comment is not None:
-            parts.append(_text(Tag.ERROR_COMMENT, command.error_comment))
-        return _with_group_length(parts)
+        return _encode_find_rsp(command, has_dataset)
+    ds_type = _DATA_SET_TYPE[has_dataset]
     if isinstance(command, CFindRQ):
         return _with_group_length(
             [
@@ -233,7 +246,7 @@ def _encode(command: DimseCommand, has_dataset: bool) -> bytes:
 _U16 = struct.Struct("<H")
 
 
-def _get_us(elements: dict[int, bytes], element: Tag, name: str) -> int:
+def _get_us(elements: dict[int, bytes], element: int, name: str) -> int:
     value = elements.get(element)
     if value is None:
         raise InvalidCommand(f"command set lacks {name} (0000,{element:04X})")
@@ -242,7 +255,7 @@ def _get_us(elements: dict[int, bytes], element: Tag, name: str) -> int:
     return int(_U16.unpack(value)[0])
 
 
-def _get_text(elements: dict[int, bytes], element: Tag) -> str | None:
+def _get_text(elements: dict[int, bytes], element: int) -> str | None:
     value = elements.get(element)
     if value is None:
         return None
@@ -254,6 +267,23 @@ def _get_offending(elements: dict[int, bytes]) -> tuple[int, ...]:
     if len(value) % 4:
         raise InvalidCommand(f"Offending Element of length {len(value)}")
     return tuple((group << 16) | element for group, element in _AT_VALUE.iter_unpack(value))
+
+
+# Plain ints for the decode loop (an IntEnum attribute costs ~8x an int).
+_COMMAND_FIELD = int(Tag.COMMAND_FIELD)
+_DATA_SET_TYPE_TAG = int(Tag.COMMAND_DATA_SET_TYPE)
+_AFFECTED_SOP_CLASS = int(Tag.AFFECTED_SOP_CLASS_UID)
+_PRIORITY = int(Tag.PRIORITY)
+_MESSAGE_ID = int(Tag.MESSAGE_ID)
+_RESPONDED_TO = int(Tag.MESSAGE_ID_BEING_RESPONDED_TO)
+_STATUS = int(Tag.STATUS)
+_ERROR_COMMENT = int(Tag.ERROR_COMMENT)
+_C_FIND_RQ = int(CommandField.C_FIND_RQ)
+_C_CANCEL_RQ = int(CommandField.C_CANCEL_RQ)
+_C_ECHO_RQ = int(CommandField.C_ECHO_RQ)
+_C_FIND_RSP = int(CommandField.C_FIND_RSP)
+_C_ECHO_RSP = int(CommandField.C_ECHO_RSP)
+_MEDIUM = int(Priority.MEDIUM)
 
 
 def decode_command(data: bytes) -> tuple[DimseCommand, bool]:
@@ -273,46 +303,36 @@ def decode_command(data: bytes) -> tuple[DimseCommand, bool]:
         if offset > size:
             raise InvalidCommand(f"element (0000,{element:04X}) overruns the command set")
         elements[element] = data[start:offset]
-    field = _get_us(elements, Tag.COMMAND_FIELD, "Command Field")
-    has_dataset = (
-        _get_us(elements, Tag.COMMAND_DATA_SET_TYPE, "Command Data Set Type") != NO_DATA_SET
-    )
-    sop_class = _get_text(elements, Tag.AFFECTED_SOP_CLASS_UID)
+    field = _get_us(elements, _COMMAND_FIELD, "Command Field")
+    has_dataset = _get_us(elements, _DATA_SET_TYPE_TAG, "Command Data Set Type") != NO_DATA_SET
+    sop_class = _get_text(elements, _AFFECTED_SOP_CLASS)
     command: DimseCommand
-    if field == CommandField.C_FIND_RQ:
-        priority = (
-            _get_us(elements, Tag.PRIORITY, "Priority")
-            if Tag.PRIORITY in elements
-            else Priority.MEDIUM
-        )
-        command = CFindRQ(
-            _get_us(elements, Tag.MESSAGE_ID, "Message ID"), sop_class or "", priority
-        )
-    elif field == CommandField.C_CANCEL_RQ:
-        command = CCancelRQ(
-            _get_us(elements, Tag.MESSAGE_ID_BEING_RESPONDED_TO, "Message ID Being Responded To")
-        )
-    elif field == CommandField.C_ECHO_RQ:
+    if field == _C_FIND_RQ:
+        priority = _get_us(elements, _PRIORITY, "Priority") if _PRIORITY in elements else _MEDIUM
+        command = CFindRQ(_get_us(elements, _MESSAGE_ID, "Message ID"), sop_class or "", priority)
+    elif field == _C_CANCEL_RQ:
+        command = CCancelRQ(_get_us(elements, _RESPONDED_TO, "Message ID Being Responded To"))
+    elif field == _C_ECHO_RQ:
         command = CEchoRQ(
-            _get_us(elements, Tag.MESSAGE_ID, "Message ID"), sop_class or SopClass.VERIFICATION
+            _get_us(elements, _MESSAGE_ID, "Message ID"), sop_class or SopClass.VERIFICATION
         )
-    elif field == CommandField.C_FIND_RSP:
+    elif field == _C_FIND_RSP:
         command = CFindRSP(
-            _get_us(elements, Tag.MESSAGE_ID_BEING_RESPONDED_TO, "Message ID Being Responded To"),
+            _get_us(elements, _RESPONDED_TO, "Message ID Being Responded To"),
             sop_class or "",
-            _get_us(elements, Tag.STATUS, "Status"),
+            _get_us(elements, _STATUS, "Status"),
             _get_offending(elements),
-            _get_text(elements, Tag.ERROR_COMMENT),
+            _get_text(elements, _ERROR_COMMENT),
         )
-    elif field == CommandField.C_ECHO_RSP:
+    elif field == _C_ECHO_RSP:
         command = CEchoRSP(
-            _get_us(elements, Tag.MESSAGE_ID_BEING_RESPONDED_TO, "Message ID Being Responded To"),
-            _get_us(elements, Tag.STATUS, "Status"),
+            _get_us(elements, _RESPONDED_TO, "Message ID Being Responded To"),
+            _get_us(elements, _STATUS, "Status"),
             sop_class or SopClass.VERIFICATION,
         )
     else:
         message_id = (
-            _get_us(elements, Tag.MESSAGE_ID, "Message ID") if Tag.MESSAGE_ID in elements else None
+            _get_us(elements, _MESSAGE_ID, "Message ID") if _MESSAGE_ID in elements else None
         )
         kept = tuple(
             (el, value) for el, value in sorted(elements.items()) if el not in _SYNTHESISED_ELEMENTS

@@ -86,11 +86,15 @@ UNBOUNDED_RECEIVE_CAP = 1 << 24
 class TimerRequest(enum.Enum):
     """What the adapter must do with its ARTIM timer (PS3.8 §9.1.5)."""
 
+    __hash__ = object.__hash__
+
     START_ARTIM = "start ARTIM"
     STOP_ARTIM = "stop ARTIM"
 
 
 class _Transport(enum.Enum):
+    __hash__ = object.__hash__
+
     NOT_OPEN = "not open"
     OPEN = "open"
     LOST = "lost"
@@ -107,6 +111,21 @@ _PDU_EVENTS: dict[type, FsmEvent] = {
 }
 _STARTS_ARTIM = frozenset({Action.AE_5, Action.AE_8, Action.AR_4, Action.AA_1, Action.AA_8})
 _STOPS_ARTIM = frozenset({Action.AE_6, Action.AA_2, Action.AA_5, Action.AR_5})
+
+
+def _timer_effect(action: Action) -> TimerRequest | None:
+    if action in _STARTS_ARTIM:
+        return TimerRequest.START_ARTIM
+    if action in _STOPS_ARTIM:
+        return TimerRequest.STOP_ARTIM
+    return None
+
+
+# The table with each cell's consequences resolved once: one lookup per transition.
+_CELLS: dict[tuple[State, FsmEvent], tuple[Action, State, TimerRequest | None]] = {
+    cell: (action, NEXT_STATE[action], _timer_effect(action))
+    for cell, action in TRANSITIONS.items()
+}
 _ABORTS = frozenset({Action.AA_1, Action.AA_7, Action.AA_8})
 _RELEASE_RQ = write_pdu(AReleaseRQ())
 _RELEASE_RP = write_pdu(AReleaseRP())
@@ -205,8 +224,8 @@ class Connection:
         """Buffer bytes from the peer; ``next_event`` decodes them."""
         if self._transport is _Transport.NOT_OPEN:
             raise LocalProtocolError("receive_data before connection_made")
-        if self._discarding or self._transport is _Transport.LOST:
-            return
+        if self._discarding or self._transport is _Transport.LOST or self._state is State.STA1:
+            return  # nothing more will be decoded: do not let it pile up
         self._buffer += data
 
     def artim_expired(self) -> bytes:
@@ -369,7 +388,7 @@ class Connection:
     # --- the table ------------------------------------------------------------------------
 
     def _check(self, event: FsmEvent, what: str) -> None:
-        if (self._state, event) not in TRANSITIONS:
+        if (self._state, event) not in _CELLS:
             raise LocalProtocolError(
                 f"cannot {what} in {self._state.value} ({self._state.description})"
             )
@@ -379,11 +398,9 @@ class Connection:
         self._transition(event)
 
     def _transition(self, event: FsmEvent) -> Action:
-        action = TRANSITIONS[(self._state, event)]
-        self._last = (self._state, event, action)
-        self._state = NEXT_STATE[action]
-        if action in _STARTS_ARTIM:
-            self._timer_request = TimerRequest.START_ARTIM
-        elif action in _STOPS_ARTIM:
-            self._timer_request = TimerRequest.STOP_ARTIM
+        state = self._state
+        action, self._state, timer = _CELLS[(state, event)]
+        self._last = (state, event, action)
+        if timer is not None:
+            self._timer_request = timer
         return action

@@ -27,6 +27,10 @@ import enum
 
 
 class State(enum.Enum):
+    # Members are singletons: an identity hash is correct, and it is computed in C,
+    # where Enum's own hashes the member name in Python (the table is looked up per PDU).
+    __hash__ = object.__hash__
+
     STA1 = "Sta1"
     STA2 = "Sta2"
     STA3 = "Sta3"
@@ -47,6 +51,10 @@ class State(enum.Enum):
 
 
 class Event(enum.Enum):
+    # Members are singletons: an identity hash is correct, and it is computed in C,
+    # where Enum's own hashes the member name in Python (the table is looked up per PDU).
+    __hash__ = object.__hash__
+
     EVT1 = "Evt1"
     EVT2 = "Evt2"
     EVT3 = "Evt3"
@@ -73,6 +81,10 @@ class Event(enum.Enum):
 
 
 class Action(enum.Enum):
+    # Members are singletons: an identity hash is correct, and it is computed in C,
+    # where Enum's own hashes the member name in Python (the table is looked up per PDU).
+    __hash__ = object.__hash__
+
     AE_1 = "AE-1"
     AE_2 = "AE-2"
     AE_3 = "AE-3"

@@ -33,6 +33,24 @@ _CONTEXT_HEADER = struct.Struct(">BxBx")
 _ID_FLAGS = struct.Struct(">BB")
 _MAX_ITEM_VALUE = 0xFFFF
 
+# Item types as plain ints for the decode loops (an IntEnum attribute costs ~8x an int).
+_APPLICATION_CONTEXT = int(ItemType.APPLICATION_CONTEXT)
+_CONTEXT_RQ = int(ItemType.PRESENTATION_CONTEXT_RQ)
+_CONTEXT_AC = int(ItemType.PRESENTATION_CONTEXT_AC)
+_ABSTRACT_SYNTAX = int(ItemType.ABSTRACT_SYNTAX)
+_TRANSFER_SYNTAX = int(ItemType.TRANSFER_SYNTAX)
+_USER_INFORMATION = int(ItemType.USER_INFORMATION)
+_MAXIMUM_LENGTH = int(ItemType.MAXIMUM_LENGTH)
+_CLASS_UID = int(ItemType.IMPLEMENTATION_CLASS_UID)
+_ASYNC_WINDOW = int(ItemType.ASYNCHRONOUS_OPERATIONS_WINDOW)
+_ROLE_SELECTION = int(ItemType.ROLE_SELECTION)
+_VERSION_NAME = int(ItemType.IMPLEMENTATION_VERSION_NAME)
+_SOP_EXTENDED = int(ItemType.SOP_CLASS_EXTENDED_NEGOTIATION)
+_COMMON_EXTENDED = int(ItemType.SOP_CLASS_COMMON_EXTENDED_NEGOTIATION)
+_IDENTITY_RQ = int(ItemType.USER_IDENTITY_RQ)
+_IDENTITY_AC = int(ItemType.USER_IDENTITY_AC)
+_ACCEPTANCE = int(ContextResult.ACCEPTANCE)
+
 
 @dataclass(frozen=True, slots=True)
 class PresentationContextRQ:
@@ -177,11 +195,11 @@ def decode_context_rq(data: bytes, start: int, end: int) -> PresentationContextR
     abstract: str | None = None
     transfers: list[str] = []
     for item_type, vs, ve in iter_items(data, start + 4, end, "presentation context"):
-        if item_type == ItemType.ABSTRACT_SYNTAX:
+        if item_type == _ABSTRACT_SYNTAX:
             if abstract is not None:
                 raise UnexpectedParameter(f"context {context_id}: two abstract syntax sub-items")
             abstract = decode_text(data, vs, ve)
-        elif item_type == ItemType.TRANSFER_SYNTAX:
+        elif item_type == _TRANSFER_SYNTAX:
             transfers.append(decode_text(data, vs, ve))
         elif item_type in _KNOWN_ITEM_TYPES:
             raise UnexpectedParameter(f"item 0x{item_type:02X} inside presentation context")
@@ -200,13 +218,13 @@ def decode_context_ac(data: bytes, start: int, end: int) -> PresentationContextA
         raise InvalidParameter(f"context {context_id}: result/reason {raw_result}") from None
     transfer: str | None = None
     for item_type, vs, ve in iter_items(data, start + 4, end, "presentation context"):
-        if item_type == ItemType.TRANSFER_SYNTAX:
+        if item_type == _TRANSFER_SYNTAX:
             if transfer is not None:
                 raise UnexpectedParameter(f"context {context_id}: two transfer syntaxes")
             transfer = decode_text(data, vs, ve)
         elif item_type in _KNOWN_ITEM_TYPES:
             raise UnexpectedParameter(f"item 0x{item_type:02X} inside presentation context")
-    if transfer is None and result is ContextResult.ACCEPTANCE:
+    if transfer is None and raw_result == _ACCEPTANCE:
         raise InvalidParameter(f"accepted context {context_id} has no transfer syntax")
     return PresentationContextAC(context_id, result, transfer or "")
 
@@ -279,31 +297,31 @@ def decode_user_information(data: bytes, start: int, end: int, *, request: bool)
             if item_type in seen:
                 raise UnexpectedParameter(f"user information has two 0x{item_type:02X} sub-items")
             seen.add(item_type)
-        if item_type == ItemType.MAXIMUM_LENGTH:
+        if item_type == _MAXIMUM_LENGTH:
             if ve - vs != 4:
                 raise InvalidParameter(f"maximum length sub-item of length {ve - vs}")
             (max_length,) = _U32.unpack_from(data, vs)
-        elif item_type == ItemType.IMPLEMENTATION_CLASS_UID:
+        elif item_type == _CLASS_UID:
             class_uid = decode_text(data, vs, ve)
-        elif item_type == ItemType.IMPLEMENTATION_VERSION_NAME:
+        elif item_type == _VERSION_NAME:
             version = decode_text(data, vs, ve)
-        elif item_type == ItemType.ASYNCHRONOUS_OPERATIONS_WINDOW:
+        elif item_type == _ASYNC_WINDOW:
             if ve - vs != 4:
                 raise InvalidParameter(f"asynchronous operations window of length {ve - vs}")
             window = AsyncOpsWindow(*_U16_PAIR.unpack_from(data, vs))
-        elif item_type == ItemType.ROLE_SELECTION:
+        elif item_type == _ROLE_SELECTION:
             roles.append(_role_selection(data, vs, ve))
-        elif item_type == ItemType.SOP_CLASS_EXTENDED_NEGOTIATION:
+        elif item_type == _SOP_EXTENDED:
             extended.append(_sop_class_extended(data, vs, ve))
-        elif item_type == ItemType.SOP_CLASS_COMMON_EXTENDED_NEGOTIATION:
+        elif item_type == _COMMON_EXTENDED:
             if not request:
                 raise UnexpectedParameter("common extended negotiation in an A-ASSOCIATE-AC")
             common.append(_common_extended(data, vs, ve))
-        elif item_type == ItemType.USER_IDENTITY_RQ:
+        elif item_type == _IDENTITY_RQ:
             if not request:
                 raise UnexpectedParameter("user identity request in an A-ASSOCIATE-AC")
             identity = _user_identity_rq(data, vs, ve)
-        elif item_type == ItemType.USER_IDENTITY_AC:
+        elif item_type == _IDENTITY_AC:
             if request:
                 raise UnexpectedParameter("user identity response in an A-ASSOCIATE-RQ")
             identity = _user_identity_ac(data, vs, ve)
@@ -327,12 +345,12 @@ def decode_user_information(data: bytes, start: int, end: int, *, request: bool)
 _KNOWN_ITEM_TYPES = frozenset(int(t) for t in ItemType)
 _SINGLE_SUB_ITEMS = frozenset(
     {
-        ItemType.MAXIMUM_LENGTH,
-        ItemType.IMPLEMENTATION_CLASS_UID,
-        ItemType.IMPLEMENTATION_VERSION_NAME,
-        ItemType.ASYNCHRONOUS_OPERATIONS_WINDOW,
-        ItemType.USER_IDENTITY_RQ,
-        ItemType.USER_IDENTITY_AC,
+        _MAXIMUM_LENGTH,
+        _CLASS_UID,
+        _VERSION_NAME,
+        _ASYNC_WINDOW,
+        _IDENTITY_RQ,
+        _IDENTITY_AC,
     }
 )
 
@@ -359,37 +377,31 @@ def _prefixed(value: bytes) -> bytes:
 def encode_context_rq(context: PresentationContextRQ) -> bytes:
     parts = [
         _CONTEXT_HEADER.pack(context.context_id, 0),
-        encode_item(ItemType.ABSTRACT_SYNTAX, encode_text(context.abstract_syntax)),
+        encode_item(_ABSTRACT_SYNTAX, encode_text(context.abstract_syntax)),
     ]
-    parts += [
-        encode_item(ItemType.TRANSFER_SYNTAX, encode_text(ts)) for ts in context.transfer_syntaxes
-    ]
-    return encode_item(ItemType.PRESENTATION_CONTEXT_RQ, b"".join(parts))
+    parts += [encode_item(_TRANSFER_SYNTAX, encode_text(ts)) for ts in context.transfer_syntaxes]
+    return encode_item(_CONTEXT_RQ, b"".join(parts))
 
 
 def encode_context_ac(context: PresentationContextAC) -> bytes:
     value = _CONTEXT_HEADER.pack(context.context_id, context.result) + encode_item(
-        ItemType.TRANSFER_SYNTAX, encode_text(context.transfer_syntax)
+        _TRANSFER_SYNTAX, encode_text(context.transfer_syntax)
     )
-    return encode_item(ItemType.PRESENTATION_CONTEXT_AC, value)
+    return encode_item(_CONTEXT_AC, value)
 
 
 def encode_user_information(info: UserInformation) -> bytes:
     """Sub-items in ascending type order (some older peers expect it, PS3.8 §9.3.2.3)."""
     parts: list[bytes] = []
     if info.max_length is not None:
-        parts.append(encode_item(ItemType.MAXIMUM_LENGTH, _U32.pack(info.max_length)))
+        parts.append(encode_item(_MAXIMUM_LENGTH, _U32.pack(info.max_length)))
     if info.implementation_class_uid is not None:
-        parts.append(
-            encode_item(
-                ItemType.IMPLEMENTATION_CLASS_UID, encode_text(info.implementation_class_uid)
-            )
-        )
+        parts.append(encode_item(_CLASS_UID, encode_text(info.implementation_class_uid)))
     if info.async_ops_window is not None:
         window = info.async_ops_window
         parts.append(
             encode_item(
-                ItemType.ASYNCHRONOUS_OPERATIONS_WINDOW,
+                _ASYNC_WINDOW,
                 _U16_PAIR.pack(window.max_operations_invoked, window.max_operations_performed),
             )
         )
@@ -397,11 +409,11 @@ def encode_user_information(info: UserInformation) -> bytes:
         value = _prefixed(encode_text(role.sop_class_uid)) + _ID_FLAGS.pack(
             role.scu_role, role.scp_role
         )
-        parts.append(encode_item(ItemType.ROLE_SELECTION, value))
+        parts.append(encode_item(_ROLE_SELECTION, value))
     if info.implementation_version_name is not None:
         parts.append(
             encode_item(
-                ItemType.IMPLEMENTATION_VERSION_NAME,
+                _VERSION_NAME,
                 encode_text(info.implementation_version_name),
             )
         )
@@ -409,7 +421,7 @@ def encode_user_information(info: UserInformation) -> bytes:
         value = _prefixed(encode_text(ext.sop_class_uid)) + (
             ext.service_class_application_information
         )
-        parts.append(encode_item(ItemType.SOP_CLASS_EXTENDED_NEGOTIATION, value))
+        parts.append(encode_item(_SOP_EXTENDED, value))
     for com in info.sop_class_common_extended:
         related = b"".join(_prefixed(encode_text(uid)) for uid in com.related_general_sop_classes)
         value = (
@@ -417,7 +429,7 @@ def encode_user_information(info: UserInformation) -> bytes:
             + _prefixed(encode_text(com.service_class_uid))
             + _prefixed(related)
         )
-        parts.append(encode_item(ItemType.SOP_CLASS_COMMON_EXTENDED_NEGOTIATION, value))
+        parts.append(encode_item(_COMMON_EXTENDED, value))
     identity = info.user_identity
     if isinstance(identity, UserIdentityRQ):
         value = (
@@ -425,8 +437,8 @@ def encode_user_information(info: UserInformation) -> bytes:
             + _prefixed(identity.primary_field)
             + _prefixed(identity.secondary_field)
         )
-        parts.append(encode_item(ItemType.USER_IDENTITY_RQ, value))
+        parts.append(encode_item(_IDENTITY_RQ, value))
     elif isinstance(identity, UserIdentityAC):
-        parts.append(encode_item(ItemType.USER_IDENTITY_AC, _prefixed(identity.server_response)))
+        parts.append(encode_item(_IDENTITY_AC, _prefixed(identity.server_response)))
     parts += [encode_item(raw.item_type, raw.data) for raw in info.unknown]
-    return encode_item(ItemType.USER_INFORMATION, b"".join(parts))
+    return encode_item(_USER_INFORMATION, b"".join(parts))

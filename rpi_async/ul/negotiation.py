@@ -110,6 +110,9 @@ class AcceptorPolicy:
         if not 0 < len(self.implementation_class_uid) <= 64:
             raise ConfigError("implementation class UID: 1 to 64 characters")
         object.__setattr__(self, "ae_title", self.ae_title.strip(" "))
+        # Plain strings, not StrEnum members: cheaper to compare, and what goes on the wire.
+        object.__setattr__(self, "abstract_syntaxes", frozenset(map(str, self.abstract_syntaxes)))
+        object.__setattr__(self, "transfer_syntaxes", tuple(map(str, self.transfer_syntaxes)))
         if self.calling_ae_titles is not None:
             titles = frozenset(t.strip(" ") for t in self.calling_ae_titles)
             object.__setattr__(self, "calling_ae_titles", titles)
@@ -207,7 +210,7 @@ def negotiate(
             )
             continue
         chosen = next(
-            (str(ts) for ts in policy.transfer_syntaxes if ts in context.transfer_syntaxes), None
+            (ts for ts in policy.transfer_syntaxes if ts in context.transfer_syntaxes), None
         )
         if chosen is None:
             results.append(

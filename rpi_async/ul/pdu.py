@@ -63,6 +63,11 @@ _ASSOCIATE_FIXED = struct.Struct(">H2x16s16s32x")
 _ASSOCIATE_FIXED_LEN = _ASSOCIATE_FIXED.size  # 68
 _AE_TITLE_LEN = 16
 NO_USER_INFORMATION = UserInformation()
+_P_DATA_TF = int(PduType.P_DATA_TF)
+_APPLICATION_CONTEXT = int(ItemType.APPLICATION_CONTEXT)
+_USER_INFORMATION = int(ItemType.USER_INFORMATION)
+_CONTEXT_RQ = int(ItemType.PRESENTATION_CONTEXT_RQ)
+_CONTEXT_AC = int(ItemType.PRESENTATION_CONTEXT_AC)
 _MIN_PDATA_LEN = 6  # one PDV item header: length (4), context ID (1), control header (1)
 
 
@@ -167,7 +172,7 @@ def read_pdu(
             raise InvalidParameter(f"{PduType(pdu_type).name} with PDU-length {length}, not 4")
     else:
         limit = max_len
-        if max_associate_len is not None and pdu_type != PduType.P_DATA_TF:
+        if max_associate_len is not None and pdu_type != _P_DATA_TF:
             limit = max_associate_len
         if limit and length > limit:
             raise PduTooLong(
@@ -227,9 +232,9 @@ def _decode_associate(body: bytes, *, request: bool) -> AAssociateRQ | AAssociat
     info: UserInformation | None = None
     contexts_rq: list[PresentationContextRQ] = []
     contexts_ac: list[PresentationContextAC] = []
-    own_context = ItemType.PRESENTATION_CONTEXT_RQ if request else ItemType.PRESENTATION_CONTEXT_AC
+    own_context = _CONTEXT_RQ if request else _CONTEXT_AC
     for item_type, vs, ve in iter_items(body, _ASSOCIATE_FIXED_LEN, len(body), name):
-        if item_type == ItemType.APPLICATION_CONTEXT:
+        if item_type == _APPLICATION_CONTEXT:
             if context_name is not None:
                 raise UnexpectedParameter(f"{name} has two application context items")
             context_name = decode_text(body, vs, ve)
@@ -238,7 +243,7 @@ def _decode_associate(body: bytes, *, request: bool) -> AAssociateRQ | AAssociat
                 contexts_rq.append(decode_context_rq(body, vs, ve))
             else:
                 contexts_ac.append(decode_context_ac(body, vs, ve))
-        elif item_type == ItemType.USER_INFORMATION:
+        elif item_type == _USER_INFORMATION:
             if info is not None:
                 raise UnexpectedParameter(f"{name} has two user information items")
             info = decode_user_information(body, vs, ve, request=request)
@@ -347,7 +352,7 @@ def encode_pdata(pdvs: tuple[PresentationDataValue, ...]) -> bytes:
         parts.append(pack(len(pdv.data) + 2, pdv.context_id, control))
         parts.append(pdv.data)
         total += len(pdv.data) + 6
-    return PDU_HEADER.pack(PduType.P_DATA_TF, total) + b"".join(parts)
+    return PDU_HEADER.pack(_P_DATA_TF, total) + b"".join(parts)
 
 
 _RELEASE_RQ_BYTES = PDU_HEADER.pack(PduType.A_RELEASE_RQ, 4) + bytes(4)
