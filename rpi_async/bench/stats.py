@@ -50,7 +50,9 @@ class Latency:
     def percentile_ms(self, percentile: float) -> float:
         if not self.count:
             return 0.0
-        return float(self.histogram.get_value_at_percentile(percentile)) / 1000.0
+        # HDR reports a bucket's highest equivalent value: never above the exact maximum.
+        value = min(int(self.histogram.get_value_at_percentile(percentile)), self.max_us)
+        return value / 1000.0
 
     def summary(self) -> dict[str, Any]:
         """Percentiles and max in milliseconds, plus the encoded histogram for re-analysis."""

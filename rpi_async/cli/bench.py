@@ -49,7 +49,9 @@ def bench(
     patients: Annotated[
         Path | None, typer.Option(help="File of patient IDs (ID or ID<TAB>issuer per line).")
     ] = None,
-    demo_ids: Annotated[int, typer.Option(help="Hits are DEMO000001..DEMO<N>.")] = 1000,
+    demo_ids: Annotated[
+        int | None, typer.Option(help="Hits are DEMO000001..DEMO<N> (default 1000).")
+    ] = None,
     mix: Annotated[str, typer.Option(help="Proportions of hit, miss, dup.")] = (
         "hit=0.9,miss=0.05,dup=0.05"
     ),
@@ -67,7 +69,13 @@ def bench(
     deadline: Annotated[
         float | None, typer.Option(help="Hard stop, seconds from the start of the load.")
     ] = None,
-    hold: Annotated[int, typer.Option(help="Idle associations held open during the run.")] = 0,
+    hold: Annotated[
+        int,
+        typer.Option(
+            help="Idle associations held open during the run (keep the run shorter than "
+            "the server's idle timeout: they send nothing)."
+        ),
+    ] = 0,
     server_pid: Annotated[
         int | None, typer.Option(help="Server PID: report its CPU and memory.")
     ] = None,
@@ -133,7 +141,7 @@ def build_plan(
     sop: str,
     template: str | None,
     patients: Path | None,
-    demo_ids: int,
+    demo_ids: int | None,
     mix: str,
     seed: int,
     pool: int,
@@ -144,7 +152,13 @@ def build_plan(
         raise ConfigError(f"--sop must be one of {', '.join(SOP_CLASS_BY_NAME)}, not {sop!r}")
     if pool < 1:
         raise ConfigError("--pool must be at least 1")
-    hits = read_patients_file(patients) if patients is not None else demo_hits(demo_ids)
+    if patients is not None and demo_ids is not None:
+        raise ConfigError("give --patients or --demo-ids, not both")
+    hits = (
+        read_patients_file(patients)
+        if patients is not None
+        else demo_hits(1000 if demo_ids is None else demo_ids)
+    )
     if model is QueryModel.PATIENT_ROOT:
         return QueryPlan(
             hits,

@@ -85,6 +85,8 @@ def test_server_that_never_answers(listening_only: int) -> None:
         ("--concurrency", "0", "--concurrency must be at least 1"),
         ("--aet", "A_TITLE_LONGER_THAN_16", "AE title"),
         ("--patients", "/nonexistent/ids.txt", "does not exist"),
+        ("--demo-ids", "0", "--demo-ids must be at least 1"),
+        ("--template", "DCMR", "--template must be a template number"),
     ],
 )
 def test_bad_options(free_port: int, option: str, value: str, text: str) -> None:
