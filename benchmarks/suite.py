@@ -11,8 +11,9 @@ happens. A server that cannot run here (not installed, or its command fails) is 
 and the summary says why.
 
 Bounds: every run lasts at most warm-up + duration + timeout + 2 s (the generator's hard
-deadline). The full suite (6 levels x 8 s + 2 s warm-up, 7 servers) takes about
-10-12 minutes on 2 cores; ``--quick`` (levels 1, 16, 64, 3 s each) about 3 minutes.
+deadline). The full suite (8 servers x 6 levels x (2 s warm-up + 8 s), at most 17 s a
+run, plus about a minute of set-up and loading) takes 10-12 minutes on 2 cores and at
+most about 15; ``--quick`` (levels 1, 16, 64; 1 s + 3 s each) about 2 minutes.
 
 Outputs in ``--out``: ``runs/SERVER-cCONCURRENCY.json`` (the generator's full result),
 ``summary.md`` (server x concurrency table), ``throughput.png`` and ``latency.png``, and
