@@ -25,6 +25,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from itertools import accumulate
+from pathlib import Path
 from typing import TypeVar, cast
 
 from pydicom.sr._cid_dict import cid_concepts
@@ -32,7 +33,7 @@ from pydicom.sr._concepts_dict import concepts
 
 from rpi_async.dicom.codes import Code
 from rpi_async.store import demo_data as d
-from rpi_async.store import writer
+from rpi_async.store import schema, writer
 from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
 
 T = TypeVar("T")
@@ -443,3 +444,18 @@ def populate(
     return writer.write_patients(
         conn, generate(count, seed), progress=progress, timestamp=d.TIMESTAMP
     )
+
+
+def create_demo_database(
+    path: Path,
+    *,
+    patients: int,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Create the database at ``path`` if needed and write the demo population into it."""
+    conn = schema.connect_writer(path, create=True)
+    try:
+        return populate(conn, patients, seed, progress=progress)
+    finally:
+        conn.close()

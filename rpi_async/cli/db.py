@@ -1,0 +1,253 @@
+"""``rpi-async db ...``: create, fill and inspect the patient store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from rpi_async.cli import app, fail
+from rpi_async.errors import RpiError
+from rpi_async.store import demo, dicom_import, importer, schema, writer
+from rpi_async.store.paths import default_db_path
+
+db_app = typer.Typer(
+    help="Create, fill and inspect the patient store (an SQLite file).",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="Patient store (SQLite file). Default: the per-user demo database.",
+        show_default=False,
+    ),
+]
+
+
+def _db_path(db: Path | None) -> Path:
+    return db if db is not None else default_db_path()
+
+
+def _stderr() -> Console:
+    return Console(stderr=True)
+
+
+@contextmanager
+def _progress(label: str, *, counts: bool) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (only when stderr is a terminal)."""
+    console = _stderr()
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn() if counts else TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def _writer(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
+    """The store's writable connection; RpiError becomes a one-line CLI error."""
+    try:
+        conn = schema.connect_writer(path, create=create)
+    except RpiError as exc:
+        raise fail(str(exc)) from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _remove_new_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@db_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Patient documents: JSON array, or NDJSON.")],
+    db: DbOption = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the database if it does not exist.")
+    ] = False,
+) -> None:
+    """Import patient documents, all or nothing (see docs/patient-document.md)."""
+    path = _db_path(db)
+    if not file.is_file():
+        raise fail(f"{file}: no such file" if not file.exists() else f"{file}: not a file")
+    existed = path.exists()
+    if not existed and not create:
+        raise fail(f"database {path} does not exist (add --create to make a new one)")
+    if not existed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        with _writer(path, create=create) as conn, _progress("importing", counts=False) as bar:
+            summary = importer.import_file(conn, file, progress=bar)
+    except RpiError as exc:
+        if not existed:
+            _remove_new_database(path)
+        raise fail(str(exc)) from None
+    except BaseException:
+        if not existed:
+            _remove_new_database(path)
+        raise
+    seconds = time.perf_counter() - started
+    typer.echo(
+        f"imported {summary.patients} patients ({summary.facts} facts) from {file} "
+        f"into {path} in {seconds:.1f} s"
+    )
+
+
+@db_app.command("import-dicom")
+def import_dicom(
+    directory: Annotated[Path, typer.Argument(help="Directory tree of DICOM files.")],
+    db: DbOption = None,
+    issuer: Annotated[
+        str,
+        typer.Option("--issuer", help="Issuer of Patient ID for files that carry none."),
+    ] = "",
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the database if it does not exist.")
+    ] = False,
+) -> None:
+    """Add patients' demographics from DICOM files (keeps stored clinical history)."""
+    path = _db_path(db)
+    if not directory.is_dir():
+        raise fail(f"{directory}: not a directory")
+    existed = path.exists()
+    if not existed and not create:
+        raise fail(f"database {path} does not exist (add --create to make a new one)")
+    if not existed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _writer(path, create=create) as conn, _progress("reading", counts=True) as bar:
+            summary = dicom_import.import_dicom(conn, directory, issuer=issuer, progress=bar)
+    except RpiError as exc:
+        if not existed:
+            _remove_new_database(path)
+        raise fail(str(exc)) from None
+    typer.echo(f"{directory}: {summary.describe()}")
+
+
+@db_app.command("demo")
+def demo_(
+    db: DbOption = None,
+    patients: Annotated[
+        int, typer.Option("--patients", min=0, help="Number of DEMO patients.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 0,
+) -> None:
+    """Fill the store with a reproducible synthetic population (created if missing).
+
+    Patients DEMO000001... (issuer DEMO), plus DEMO-DUP under ISSUER_A and ISSUER_B.
+    """
+    path = _db_path(db)
+    existed = path.exists()
+    if db is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    total = patients + 2
+
+    try:
+        with _writer(path, create=True) as conn, _progress("generating", counts=True) as bar:
+            written = demo.populate(conn, patients, seed, progress=lambda n: bar(n, total))
+    except BaseException:
+        if not existed:
+            _remove_new_database(path)
+        raise
+    seconds = time.perf_counter() - started
+    typer.echo(f"wrote {written} demo patients (seed {seed}) to {path} in {seconds:.1f} s")
+
+
+def _stats(path: Path) -> dict[str, int]:
+    try:
+        schema.check_file(path)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except (RpiError, sqlite3.Error) as exc:
+        raise fail(str(exc)) from None
+    try:
+        version = schema.check_version(conn, path)
+        if version < schema.SCHEMA_VERSION:
+            raise fail(f"database {path} has schema version {version}; open it once to migrate")
+        out = writer.stats(conn)
+    except RpiError as exc:
+        raise fail(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise fail(f"{path} is not a usable rpi-async database: {exc}") from None
+    finally:
+        conn.close()
+    out["file_bytes"] = path.stat().st_size
+    return out
+
+
+@db_app.command("stats")
+def stats(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Schema version, patients, issuers, facts per section and file size (read-only)."""
+    path = _db_path(db)
+    out = _stats(path)
+    if as_json:
+        typer.echo(json.dumps({"database": str(path), **out}, indent=2, sort_keys=True))
+        return
+    lines = [
+        f"database        {path}",
+        f"schema version  {out['schema_version']}",
+        f"file size       {out['file_bytes']:,} bytes",
+        f"generation      {out['generation']}",
+        f"patients        {out['patients']:,}",
+        f"issuers         {out['issuers']:,}",
+        f"other IDs       {out['other_patient_ids']:,}",
+        f"facts           {out['facts']:,}",
+    ]
+    lines += [
+        f"  {key.removeprefix('facts.'):<18}{n:>12,}"
+        for key, n in out.items()
+        if key.startswith("facts.")
+    ]
+    typer.echo("\n".join(lines))
+
+
+@db_app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="Patient documents: JSON array, or NDJSON.")],
+) -> None:
+    """Check a patient document file without importing it."""
+    try:
+        patients = facts = 0
+        for record in importer.read_records(file):
+            patients += 1
+            facts += len(record.facts)
+    except RpiError as exc:
+        raise fail(str(exc).removesuffix("; nothing was imported")) from None
+    typer.echo(f"{file}: {patients} patients, {facts} facts: valid")
