@@ -10,7 +10,8 @@ from pynetdicom import AE, evt
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.uids import SopClass
-from rpi_async.engines.pynetdicom_engine import REJECT_REASONS, quiet_pynetdicom
+from rpi_async.engines.assoc_log import REJECT_REASONS
+from rpi_async.engines.pynetdicom_engine import quiet_pynetdicom
 from rpi_async.errors import RpiError
 
 

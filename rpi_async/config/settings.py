@@ -27,7 +27,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from rpi_async.errors import ConfigError
 
 ENV_PREFIX = "RPI_ASYNC_"
-ENGINES = ("pynetdicom",)
+ENGINES = ("pynetdicom", "native")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, no control
 

@@ -12,6 +12,10 @@ def create_engine(ctx: EngineContext) -> Engine:
         from rpi_async.engines.pynetdicom_engine import PynetdicomEngine
 
         return PynetdicomEngine(ctx)
+    if name == "native":
+        from rpi_async.engines.native import NativeEngine
+
+        return NativeEngine(ctx)
     raise ValueError(f"unknown engine {name!r}")
 
 

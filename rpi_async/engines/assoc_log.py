@@ -9,6 +9,18 @@ from rpi_async.dicom.status import FindStatus
 
 log = logging.getLogger("rpi_async.access")
 
+# A-ASSOCIATE-RJ (source, reason) -> name (PS3.8 Table 9-21).
+REJECT_REASONS: dict[tuple[int, int], str] = {
+    (1, 1): "no-reason-given",
+    (1, 2): "application-context-name-not-supported",
+    (1, 3): "calling-ae-title-not-recognized",
+    (1, 7): "called-ae-title-not-recognized",
+    (2, 1): "no-reason-given",
+    (2, 2): "protocol-version-not-supported",
+    (3, 1): "temporary-congestion",
+    (3, 2): "local-limit-exceeded",
+}
+
 
 @dataclass
 class AssociationRecord:

@@ -40,23 +40,12 @@ from pynetdicom.transport import ThreadedAssociationServer
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, RPI_SOP_CLASSES, SopClass
-from rpi_async.engines.assoc_log import AssociationRecord
+from rpi_async.engines.assoc_log import REJECT_REASONS, AssociationRecord
 from rpi_async.engines.assoc_log import log as access_log
 from rpi_async.engines.base import EngineContext
 from rpi_async.service.query import SOP_NAMES, FindResult, Peer
 
 log = logging.getLogger("rpi_async.ul")
-
-REJECT_REASONS: dict[tuple[int, int], str] = {
-    (1, 1): "no-reason-given",
-    (1, 2): "application-context-name-not-supported",
-    (1, 3): "calling-ae-title-not-recognized",
-    (1, 7): "called-ae-title-not-recognized",
-    (2, 1): "no-reason-given",
-    (2, 2): "protocol-version-not-supported",
-    (3, 1): "temporary-congestion",
-    (3, 2): "local-limit-exceeded",
-}
 
 
 def quiet_pynetdicom() -> None:

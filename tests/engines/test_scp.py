@@ -17,7 +17,8 @@ from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import SopClass
 from tests.conftest import RunningServer, ServerThread, server_settings
-from tests.engines.scu_tools import associate, send_raw_find
+from tests.engines.raw_peer import RawPeer
+from tests.engines.scu_tools import associate
 
 pytestmark = pytest.mark.network
 
@@ -122,16 +123,15 @@ def test_identifier_not_matching_sop_class(
 
 
 def test_garbage_identifier_gets_c000_and_server_keeps_serving(server: RunningServer) -> None:
-    assoc = associate(server.host, server.port)
-    assert assoc.is_established
-    try:
+    with RawPeer(server.host, server.port) as peer:
+        peer.associate()
         # A tag whose declared length runs past the end of the data.
         garbage = b"\x10\x00\x20\x00\xff\xff\x00\x10garbage" + bytes(range(256))
-        out = send_raw_find(assoc, garbage)
-    finally:
-        assoc.release()
-    assert [s for s, _ in out] == [FindStatus.UNABLE_TO_PROCESS]
-    assert out[0][1].ErrorComment
+        out = peer.find_raw(garbage)
+        assert [r.status for r in out] == [FindStatus.UNABLE_TO_PROCESS]
+        out = peer.find_raw(b"\x00" * 7)
+        assert [r.status for r in out] == [FindStatus.UNABLE_TO_PROCESS]
+        peer.release()
     assert statuses(query(server, "P0001", issuer="HOSP_A")) == [0xFF00, 0]
 
 
@@ -180,6 +180,7 @@ def test_peer_vanishing_mid_query(server: RunningServer) -> None:
     assert sock is not None
     sock.shutdown(socket.SHUT_RDWR)
     assoc.abort()
+    sock.close()
     assert statuses(query(server, "P0001", issuer="HOSP_A")) == [0xFF00, 0]
 
 

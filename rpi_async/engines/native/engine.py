@@ -1,0 +1,109 @@
+"""The native engine: the DICOM Upper Layer on asyncio directly, one process per worker.
+
+Theory of operation. ``loop.create_server`` accepts connections with a large listen
+backlog (a dropped SYN costs a client a one-second retransmit) and, with
+``reuse_port``, lets several worker processes share the port. Each connection gets an
+``AssociationProtocol``, a thin adapter over the sans-I/O ``rpi_async.ul.Connection``.
+The engine keeps the policy (AE titles, contexts, limits), counts associations for the
+``max_associations`` limit (beyond it: A-ASSOCIATE-RJ transient, local limit exceeded,
+PS3.8 Table 9-21) and runs the graceful shutdown: stop accepting, wait for open
+associations up to the grace period, abort the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from pydicom.dataset import Dataset
+
+from rpi_async.engines.assoc_log import REJECT_REASONS
+from rpi_async.engines.base import EngineContext
+from rpi_async.engines.native.codec import encode_identifier
+from rpi_async.engines.native.protocol import AssociationProtocol
+from rpi_async.ul import AcceptorPolicy
+
+log = logging.getLogger("rpi_async.ul")
+
+DEFAULT_MAX_MESSAGE_LENGTH = 16 * 1024 * 1024
+
+
+class NativeEngine:
+    """Serves the QueryService with the project's own Upper Layer."""
+
+    def __init__(self, ctx: EngineContext, *, reuse_port: bool = False) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.service = ctx.service
+        self.stats = ctx.stats
+        self.reuse_port = reuse_port
+        self.max_message_length = DEFAULT_MAX_MESSAGE_LENGTH
+        s = ctx.settings
+        self.policy = AcceptorPolicy(
+            ae_title=s.ae_title,
+            accept_any_called_ae=s.accept_any_called_ae,
+            calling_ae_titles=frozenset(s.allowed_calling_aes) or None,
+            max_pdu_length=s.max_pdu_size,
+        )
+        self.active = 0  # established associations holding a slot
+        self.connections: set[AssociationProtocol] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    # -- bookkeeping called by the protocols ------------------------------------------
+
+    def connection_opened(self, protocol: AssociationProtocol) -> None:
+        self.connections.add(protocol)
+
+    def connection_closed(self, protocol: AssociationProtocol) -> None:
+        self.connections.discard(protocol)
+
+    def association_accepted(self) -> None:
+        self.active += 1
+        self.stats.association_opened()
+
+    def association_closed(self, *, aborted: bool) -> None:
+        self.active -= 1
+        self.stats.association_closed(aborted=aborted)
+
+    @staticmethod
+    def reject_reason(result: int, source: int, reason: int) -> str:
+        return REJECT_REASONS.get((source, reason), f"source-{source}-reason-{reason}")
+
+    def encode(self, identifier: Dataset, transfer_syntax: str) -> bytes:
+        return encode_identifier(identifier, transfer_syntax)
+
+    # -- serving -----------------------------------------------------------------------
+
+    async def serve(self, on_ready: Callable[[tuple[str, int]], None], stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        server = await self._loop.create_server(
+            lambda: AssociationProtocol(self),
+            self.settings.host,
+            self.settings.port,
+            backlog=self.settings.backlog,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+        )
+        sockname = server.sockets[0].getsockname()
+        on_ready((str(sockname[0]), int(sockname[1])))
+        try:
+            await stop.wait()
+        finally:
+            server.close()  # stop accepting; open connections stay
+            await self._drain()
+            await server.wait_closed()
+
+    async def _drain(self) -> None:
+        pending = {p.closed for p in self.connections}
+        if pending:
+            _, still_open = await asyncio.wait(pending, timeout=self.settings.shutdown_grace)
+            if still_open:
+                for protocol in list(self.connections):
+                    protocol.abort_for_shutdown()
+                await asyncio.wait(still_open, timeout=1.0)

@@ -1,0 +1,354 @@
+"""One association on asyncio: a thin adapter between a transport and ``ul.Connection``.
+
+Theory of operation. ``data_received`` feeds bytes to the sans-I/O ``Connection`` and
+drains its events. The adapter owns what the core does not: the clock (ARTIM and the
+idle timer, both ``loop.call_later`` handles, never polling), the transport (write,
+close, flow control) and the application (negotiation policy, the QueryService).
+
+DIMSE requests on one association are served one at a time, in arrival order (the
+asynchronous operations window is 1/1). A C-FIND runs as a task so the adapter keeps
+reading while it is in flight: a C-CANCEL for it sets a flag the QueryService reads
+(FE00 when it arrives before the answer), and a release request waits until the answer
+has gone out (PS3.7 §10.1.1.3: a release ends the association only after outstanding
+responses). Queued requests beyond ``MAX_QUEUED`` pause reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from rpi_async.dicom.status import FindStatus
+from rpi_async.engines.assoc_log import AssociationRecord
+from rpi_async.engines.assoc_log import log as access_log
+from rpi_async.engines.native.codec import UndecodableIdentifier, decode_identifier
+from rpi_async.service.query import SOP_NAMES, Peer
+from rpi_async.ul import (
+    NEED_DATA,
+    Aborted,
+    AssociationRequested,
+    Connection,
+    ConnectionClosed,
+    DimseMessage,
+    LocalProtocolError,
+    ProtocolAborted,
+    ReleaseConfirmed,
+    ReleaseRequested,
+    TimerRequest,
+    negotiate,
+)
+from rpi_async.ul.codes import AbortReason, AbortSource
+from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
+from rpi_async.ul.pdu import AAssociateAC
+
+if TYPE_CHECKING:
+    from rpi_async.engines.native.engine import NativeEngine
+
+log = logging.getLogger("rpi_async.ul")
+
+MAX_QUEUED = 8
+
+
+class AssociationProtocol(asyncio.Protocol):
+    """Adapter for one TCP connection on which we are the association acceptor."""
+
+    def __init__(self, engine: NativeEngine) -> None:
+        self.engine = engine
+        self.conn = Connection(max_message_length=engine.max_message_length)
+        self.transport: asyncio.Transport | None = None
+        self.record: AssociationRecord | None = None
+        self.peer = Peer("", "", 0)
+        self.closed: asyncio.Future[None] = engine.loop.create_future()
+        self._queue: deque[DimseMessage | ReleaseRequested] = deque()
+        self._busy = False  # a request is being served
+        self._cancel_for: set[int] = set()  # message ids a C-CANCEL named
+        self._artim: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self._counted = False  # holds one of the engine's association slots
+        self._established = False
+        self._reading_paused = False
+        self._writing_paused = False
+
+    # -- transport callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # not a TCP socket
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.peer = Peer("", str(peer[0]), int(peer[1]))
+        self.record = AssociationRecord(f"{peer[0]}:{peer[1]}", time.monotonic())
+        self.engine.connection_opened(self)
+        self.conn.connection_made()
+        self._apply_timer()
+        self._touch()
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        self.conn.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost()
+        self._pump()
+        self._finish()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._serve_next()
+
+    # -- events from the protocol core ------------------------------------------------
+
+    def _pump(self) -> None:
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                break
+            if isinstance(event, DimseMessage):
+                self._on_message(event)
+            elif isinstance(event, AssociationRequested):
+                self._on_request(event)
+            elif isinstance(event, ReleaseRequested):
+                self._queue.append(event)
+                self._serve_next()
+            elif isinstance(event, ProtocolAborted):
+                log.info("protocol error from %s: %s", self.peer.address, event.detail)
+                self._set_outcome(f"aborted (protocol error: {event.detail})")
+                self._write(event.data_to_send)
+            elif isinstance(event, Aborted):
+                self._set_outcome("aborted by peer")
+            elif isinstance(event, ReleaseConfirmed):  # pragma: no cover - we never request
+                pass
+            elif isinstance(event, ConnectionClosed):
+                break
+            self._after_call()
+        if len(self._queue) > MAX_QUEUED and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _on_request(self, event: AssociationRequested) -> None:
+        rq = event.request
+        assert self.record is not None
+        self.record.calling_ae = rq.calling_ae_title.strip()
+        self.record.called_ae = rq.called_ae_title.strip()
+        self.peer = Peer(self.record.calling_ae, self.peer.address, self.peer.port)
+        engine = self.engine
+        over = engine.active >= engine.settings.max_associations
+        negotiation = negotiate(rq, engine.policy, over_capacity=over)
+        self._write(self.conn.respond(negotiation.reply))
+        if isinstance(negotiation.reply, AAssociateAC):
+            self._established = True
+            self._counted = True
+            engine.association_accepted()
+            self.record.outcome = "accepted"
+        else:
+            reply = negotiation.reply
+            reason = engine.reject_reason(reply.result, reply.source, reply.reason)
+            engine.stats.association_rejected(reason)
+            self.record.outcome = f"rejected ({reason})"
+
+    def _on_message(self, event: DimseMessage) -> None:
+        command = event.command
+        if isinstance(command, CCancelRQ):
+            self._cancel_for.add(command.message_id_being_responded_to)
+            return
+        self._queue.append(event)
+        self._serve_next()
+
+    # -- serving requests, one at a time ------------------------------------------
+
+    def _serve_next(self) -> None:
+        while not self._busy and self._queue and not self._writing_paused:
+            item = self._queue.popleft()
+            if isinstance(item, ReleaseRequested):
+                try:
+                    data = self.conn.release_response()
+                except LocalProtocolError:
+                    continue  # aborted meanwhile
+                self._set_outcome("released")
+                self._write(data)
+                self._after_call()
+                continue
+            self._serve_message(item)
+        if self._reading_paused and len(self._queue) <= MAX_QUEUED // 2 and self.transport:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _serve_message(self, event: DimseMessage) -> None:
+        command = event.command
+        assert self.record is not None
+        if isinstance(command, CFindRQ):
+            self._busy = True
+            self.record.sops.append(SOP_NAMES.get(command.affected_sop_class_uid, "unknown"))
+            task = self.engine.loop.create_task(self._find(event, command))
+            task.add_done_callback(self._find_done)
+        elif isinstance(command, CEchoRQ):
+            self.engine.stats.echo_answered()
+            self.record.sops.append("verification")
+            self._send(event.context_id, CEchoRSP(command.message_id, 0), None)
+        else:
+            # Only C-FIND, C-CANCEL and C-ECHO exist on the contexts we accept.
+            log.info("unsupported DIMSE command from %s: aborting", self.peer.address)
+            self._abort()
+
+    async def _find(self, event: DimseMessage, command: CFindRQ) -> None:
+        context = self.conn.accepted_contexts.get(event.context_id)
+        sop = command.affected_sop_class_uid
+        transfer_syntax = context.transfer_syntax if context else ""
+        identifier = None
+        if event.dataset is not None and context is not None:
+            try:
+                identifier = decode_identifier(
+                    event.dataset, transfer_syntax, self.engine.max_message_length
+                )
+            except UndecodableIdentifier as exc:
+                log.info("undecodable identifier from %s: %s", self.peer.address, exc)
+        message_id = command.message_id
+
+        def is_cancelled() -> bool:
+            return message_id in self._cancel_for
+
+        result = await self.engine.service.find(
+            identifier, sop, self.peer, is_cancelled=is_cancelled
+        )
+        if result.status is not FindStatus.CANCEL and is_cancelled():
+            result = type(result)(FindStatus.CANCEL)
+        self._cancel_for.discard(message_id)
+        assert self.record is not None
+        if result.status is FindStatus.PENDING and result.identifier is not None:
+            payload = self.engine.encode(result.identifier, transfer_syntax)
+            self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.PENDING), payload)
+            self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.SUCCESS), None)
+            self.record.statuses += (FindStatus.PENDING, FindStatus.SUCCESS)
+        else:
+            rsp = CFindRSP(
+                message_id,
+                sop,
+                int(result.status),
+                tuple(int(t) for t in result.offending_elements),
+                result.error_comment[:64] if result.error_comment else None,
+            )
+            self._send(event.context_id, rsp, None)
+            self.record.statuses.append(int(result.status))
+
+    def _find_done(self, task: asyncio.Task[None]) -> None:
+        self._busy = False
+        if not task.cancelled() and task.exception() is not None:
+            log.error("query handling failed: %s", task.exception())
+            self._abort()
+            return
+        self._serve_next()
+
+    # -- output ----------------------------------------------------------------------
+
+    def _send(self, context_id: int, command: object, dataset: bytes | None) -> None:
+        if not self.conn.can_send:
+            return  # the peer aborted or the transport went away meanwhile
+        self._write(self.conn.send_message(context_id, command, dataset))  # type: ignore[arg-type]
+        self._after_call()
+
+    def _write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _after_call(self) -> None:
+        self._apply_timer()
+        if self.conn.should_close and self.transport is not None:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        if self.conn.is_established:
+            self._write(self.conn.abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED))
+        self._set_outcome("aborted")
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort_for_shutdown(self) -> None:
+        log.warning("aborting association still open at shutdown")
+        self._abort()
+
+    # -- timers ------------------------------------------------------------------------
+
+    def _apply_timer(self) -> None:
+        request = self.conn.take_timer_request()
+        if request is TimerRequest.START_ARTIM:
+            if self._artim is not None:
+                self._artim.cancel()
+            self._artim = self.engine.loop.call_later(
+                self.engine.settings.acse_timeout, self._artim_expired
+            )
+        elif request is TimerRequest.STOP_ARTIM and self._artim is not None:
+            self._artim.cancel()
+            self._artim = None
+
+    def _artim_expired(self) -> None:
+        self._artim = None
+        self._write(self.conn.artim_expired())
+        if not self._established:
+            self._set_outcome("timed out (ARTIM)")
+        self._after_call()
+        if self.transport is not None and not self.conn.artim_running:
+            self.transport.close()
+
+    def _touch(self) -> None:
+        self._last_activity = self.engine.loop.time()
+        if self._idle is None:
+            self._idle = self.engine.loop.call_at(
+                self._last_activity + self.engine.settings.network_timeout, self._idle_check
+            )
+
+    def _idle_check(self) -> None:
+        """The idle timer fires at most once per timeout; re-armed for the remainder."""
+        deadline = self._last_activity + self.engine.settings.network_timeout
+        if self._busy or deadline > self.engine.loop.time():
+            self._idle = self.engine.loop.call_at(
+                max(deadline, self.engine.loop.time() + 0.001), self._idle_check
+            )
+            return
+        self._idle = None
+        log.info("association from %s idle: aborting", self.peer.address)
+        self._set_outcome("aborted (idle)")
+        self._abort()
+
+    # -- end ---------------------------------------------------------------------------
+
+    def _set_outcome(self, outcome: str) -> None:
+        if self.record is not None and not self.record.outcome.startswith(
+            ("released", "aborted", "rejected", "timed out")
+        ):
+            self.record.outcome = outcome
+
+    def _finish(self) -> None:
+        for handle in (self._artim, self._idle):
+            if handle is not None:
+                handle.cancel()
+        self._artim = self._idle = None
+        if self.record is not None:
+            if self.record.outcome == "accepted":
+                self.record.outcome = "aborted (connection lost)"
+            access_log.info("%s", self.record.line(time.monotonic()))
+        if self._counted:
+            self._counted = False
+            self.engine.association_closed(aborted=not self.record_outcome_is("released"))
+        self.engine.connection_closed(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def record_outcome_is(self, prefix: str) -> bool:
+        return self.record is not None and self.record.outcome.startswith(prefix)
