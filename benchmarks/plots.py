@@ -62,7 +62,8 @@ def plot_throughput(runs: list[dict[str, Any]], path: Path) -> Path:
 def plot_latency(runs: list[dict[str, Any]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    servers = {k: v for k, v in _by_server(runs).items() if k != CEILING}
+    everything = _by_server(runs)
+    servers = {k: v for k, v in everything.items() if k != CEILING} or everything
     for index, (name, series) in enumerate(servers.items()):
         color = colors[index % len(colors)]
         for key, style, label in PERCENTILE_STYLES:

@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import plots
 from benchmarks.servers import population
 from benchmarks.servers.launchers import (
     HOST,
@@ -300,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     text = summary_markdown(runs, skipped, args, command, started, elapsed)
     (out / "summary.md").write_text(text, encoding="utf-8")
     if runs:
-        plots.plot_all(runs, out)
+        try:
+            from benchmarks import plots
+        except ImportError:
+            print("plots skipped: matplotlib missing (pip install -e '.[bench]')", flush=True)
+        else:
+            plots.plot_all(runs, out)
     print(f"done in {elapsed / 60:.1f} min: {out / 'summary.md'}", flush=True)
     return 0
 
