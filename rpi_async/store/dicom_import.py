@@ -20,10 +20,12 @@ import logging
 import os
 import sqlite3
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom import config as pydicom_config
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -120,20 +122,29 @@ def _has_dicom_prefix(path: Path) -> bool:
     return head[_PREAMBLE:] == _MAGIC
 
 
+@contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """Invalid values are our business (counted and dropped): no pydicom warnings or logs."""
+    settings = pydicom_config.settings
+    mode = settings.reading_validation_mode
+    settings.reading_validation_mode = pydicom_config.IGNORE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        settings.reading_validation_mode = mode
+
+
 def _read(path: Path) -> Dataset:
-    with warnings.catch_warnings():
-        # Invalid values are our business (counted and dropped), not pydicom's warnings.
-        warnings.simplefilter("ignore")
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(PATIENT_TAGS))
-        for keyword in PATIENT_TAGS:  # decode now, inside the warnings filter
-            ds.get(keyword)
+    ds = dcmread(path, stop_before_pixels=True, specific_tags=list(PATIENT_TAGS))
+    for keyword in PATIENT_TAGS:  # decode the values now, while damage is still caught
+        ds.get(keyword)
     return ds
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = ds.get(keyword)
+    value = ds.get(keyword)
     return "" if value is None else str(value).strip(" \x00")
 
 
@@ -202,22 +213,23 @@ def scan(
     files = dicom_files(root)
     summary = DicomImportSummary(files=len(files))
     merger = _Merger(default_issuer, summary)
-    for done, path in enumerate(files, 1):
-        if not _has_dicom_prefix(path):
-            summary.not_dicom += 1
-        else:
-            try:
-                ds = _read(path)
-            except InvalidDicomError:
+    with _quiet_pydicom():
+        for done, path in enumerate(files, 1):
+            if not _has_dicom_prefix(path):
                 summary.not_dicom += 1
-            except Exception as exc:  # a damaged file must not stop the import
-                log.debug("cannot read %s: %s", path, exc)
-                summary.unreadable += 1
             else:
-                summary.dicom += 1
-                merger.add(ds)
-        if progress is not None:
-            progress(done, len(files))
+                try:
+                    ds = _read(path)
+                except InvalidDicomError:
+                    summary.not_dicom += 1
+                except Exception as exc:  # a damaged file must not stop the import
+                    log.debug("cannot read %s: %s", path, exc)
+                    summary.unreadable += 1
+                else:
+                    summary.dicom += 1
+                    merger.add(ds)
+            if progress is not None:
+                progress(done, len(files))
     records = [p.record() for p in merger.patients.values()]
     summary.patients = len(records)
     return records, summary

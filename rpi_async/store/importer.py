@@ -194,7 +194,8 @@ def _is_wrapper_or_array(path: Path, text: str) -> bool:
     start = match.end()
     if text[start : start + 1] == "[":
         return True
-    # An object: the wrapper if its first key is "patients" or it is the only value.
+    # An object: the wrapper if its first key is "patients", or if it is the only value
+    # and has a "patients" or "$schema" key (which no patient document has).
     head = _WS.match(text, start + 1)
     assert head is not None
     if text.startswith(f'"{WRAPPER_KEY}"', head.end()):
@@ -203,7 +204,8 @@ def _is_wrapper_or_array(path: Path, text: str) -> bool:
         first, end = _DECODER.raw_decode(text, start)
     except json.JSONDecodeError:
         return False  # reported with its record number by the sequence reader
-    return isinstance(first, dict) and WRAPPER_KEY in first and not text[end:].strip()
+    wrapper = isinstance(first, dict) and (WRAPPER_KEY in first or "$schema" in first)
+    return wrapper and not text[end:].strip()
 
 
 def raw_documents(path: Path) -> tuple[int, Iterator[RawDocument]]:
@@ -256,6 +258,8 @@ def _parsed(
         if progress is not None:
             progress(raw.offset, total)
         yield record
+    if progress is not None:
+        progress(total, total)
 
 
 def read_records(path: Path, progress: Progress | None = None) -> Iterator[PatientRecord]:
