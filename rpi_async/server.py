@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,10 +30,11 @@ log = logging.getLogger("rpi_async.server")
 class Server:
     """One listening server. ``async with Server(settings) as srv`` or ``await run()``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, worker: bool = False) -> None:
         if settings.db is None:
             raise ConfigError("no database given (use --db PATH or --demo)")
         self.settings = settings
+        self.worker = worker  # one of several processes started by the Supervisor
         self.stats = ServerStats()
         self.address: tuple[str, int] | None = None
         self._stop = asyncio.Event()
@@ -69,7 +72,8 @@ class Server:
             self._task.result()  # raises the engine's start-up error
             raise RuntimeError("engine stopped before it was ready")
         log.info(
-            "rpi-async listening on %s:%d as %s (engine %s, database %s)",
+            "%s on %s:%d as %s (engine %s, database %s)",
+            f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
             self.address[0] if self.address else "?",
             self.port,
             self.settings.ae_title,
@@ -99,10 +103,13 @@ class Server:
         self.stop()
         await self.wait_closed()
 
-    async def run(self) -> None:
-        """Serve until SIGINT or SIGTERM."""
+    async def run(self, *, announce: bytes | None = None) -> None:
+        """Serve until SIGINT or SIGTERM. ``announce`` is written to stdout once listening."""
         loop = asyncio.get_running_loop()
         await self.start()
+        if announce is not None:
+            sys.stdout.buffer.write(announce)
+            sys.stdout.buffer.flush()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self._on_signal, sig)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from rpi_async.config import Settings
 from rpi_async.config.settings import ENGINES
@@ -93,7 +94,7 @@ class ServerThread:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._loop = asyncio.new_event_loop()
+        self._loop = uvloop.new_event_loop()
         self._server: Server | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -13,6 +14,8 @@ from rpi_async.cli import app, fail
 from rpi_async.config import Settings, load_settings
 from rpi_async.config.settings import FIELD_NAMES
 from rpi_async.errors import RpiError
+
+T = TypeVar("T")
 
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -50,6 +53,10 @@ def serve(
         typer.Option("--allowed-calling-ae", help="allowed calling AE title (repeatable)"),
     ] = None,
     engine: Annotated[str | None, typer.Option(help="network engine: pynetdicom or native")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="worker processes sharing the port (native engine)")
+    ] = None,
+    worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
     max_associations: Annotated[int | None, typer.Option(help="concurrent associations")] = None,
     backlog: Annotated[int | None, typer.Option(help="TCP listen backlog")] = None,
     max_pdu_size: Annotated[int | None, typer.Option(help="maximum PDU we receive")] = None,
@@ -68,6 +75,7 @@ def serve(
         "accept_any_called_ae": accept_any_called_ae,
         "allowed_calling_aes": tuple(allowed_calling_ae) if allowed_calling_ae else None,
         "engine": engine,
+        "workers": workers,
         "max_associations": max_associations,
         "backlog": backlog,
         "max_pdu_size": max_pdu_size,
@@ -81,7 +89,16 @@ def serve(
                 raise fail("--demo and --db exclude each other")
             settings = settings.replace(db=ensure_demo_db(demo_patients))
         logs.configure(settings.log_level, settings.log_format)
-        run_event_loop(Server(settings).run())
+        if settings.workers > 1:
+            from rpi_async.supervisor import Supervisor
+
+            raise typer.Exit(run_event_loop(Supervisor(settings).run()))
+        if worker:
+            from rpi_async.supervisor import READY_LINE
+
+            run_event_loop(Server(settings, worker=True).run(announce=READY_LINE))
+        else:
+            run_event_loop(Server(settings).run())
     except RpiError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -101,14 +118,13 @@ def ensure_demo_db(patients: int) -> Path:
     return path
 
 
-def run_event_loop(main: Any) -> None:
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop when it is available."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(main)
-        return
-    uvloop.run(main)
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 @config_app.command("show")

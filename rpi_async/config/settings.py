@@ -51,6 +51,12 @@ class Settings:
         default=(), metadata=_doc("if set, only these calling AE titles may associate")
     )
     engine: str = field(default="pynetdicom", metadata=_doc("network engine"))
+    workers: int = field(
+        default=1, metadata=_doc("worker processes sharing the port (native engine)")
+    )
+    reuse_port: bool = field(
+        default=False, metadata=_doc("set SO_REUSEPORT so several processes share the port")
+    )
     max_associations: int = field(
         default=64, metadata=_doc("concurrent associations; beyond it A-ASSOCIATE-RJ")
     )
@@ -84,6 +90,10 @@ class Settings:
                 raise bad(key, f"{ae!r} is not a valid AE title (1-16 characters, no backslash)")
         if self.engine not in ENGINES:
             raise bad("engine", f"{self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.workers < 1:
+            raise bad("workers", "must be at least 1")
+        if self.workers > 1 and self.engine != "native":
+            raise bad("workers", "several workers need the native engine (--engine native)")
         if self.max_associations < 1:
             raise bad("max_associations", "must be at least 1")
         if self.backlog < 1:
@@ -167,6 +177,23 @@ def _from_toml(key: str, value: Any) -> Any:
     if not ok:
         raise ConfigError(f"invalid value for '{key}': {value!r} has the wrong type")
     return value
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """Every setting as ``RPI_ASYNC_*`` variables, the inverse of the environment parsing."""
+    out: dict[str, str] = {}
+    for name in FIELD_NAMES:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, tuple):
+            text = ",".join(value)
+        else:
+            text = str(value)
+        out[ENV_PREFIX + name.upper()] = text
+    return out
 
 
 def _key(name: str) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,7 +143,10 @@ class PynetdicomEngine:
     def _shutdown(self, server: ThreadedAssociationServer, thread: threading.Thread) -> None:
         """Stop accepting, give in-flight associations the grace period, abort the rest."""
         active = server.active_associations
-        server.shutdown()  # stops serve_forever and closes the listening socket
+        # socketserver's shutdown, not pynetdicom's: the server was made with make_server,
+        # so it is not in the AE's own list of servers.
+        socketserver.BaseServer.shutdown(server)  # stops serve_forever
+        server.server_close()  # closes the listening socket
         thread.join()
         deadline = time.monotonic() + self.settings.shutdown_grace
         for assoc in active:

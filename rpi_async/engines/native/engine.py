@@ -32,12 +32,11 @@ DEFAULT_MAX_MESSAGE_LENGTH = 16 * 1024 * 1024
 class NativeEngine:
     """Serves the QueryService with the project's own Upper Layer."""
 
-    def __init__(self, ctx: EngineContext, *, reuse_port: bool = False) -> None:
+    def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.service = ctx.service
         self.stats = ctx.stats
-        self.reuse_port = reuse_port
         self.max_message_length = DEFAULT_MAX_MESSAGE_LENGTH
         s = ctx.settings
         self.policy = AcceptorPolicy(
@@ -88,7 +87,7 @@ class NativeEngine:
             self.settings.port,
             backlog=self.settings.backlog,
             reuse_address=True,
-            reuse_port=self.reuse_port or None,
+            reuse_port=self.settings.reuse_port or None,
         )
         sockname = server.sockets[0].getsockname()
         on_ready((str(sockname[0]), int(sockname[1])))

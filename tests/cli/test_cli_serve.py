@@ -1,0 +1,224 @@
+"""``rpi-async serve`` as an operator runs it: a real process, signals, exit codes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rpi_async import scu
+from tests.conftest import make_db
+
+LISTENING = re.compile(r"rpi-async listening on ([\d.]+):(\d+)")
+
+
+class ServeProcess:
+    """``rpi-async serve`` in a subprocess; its stderr read line by line in a thread."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rpi_async", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.output.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_listening(self, timeout: float = 60) -> int:
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                raise AssertionError("server exited:\n" + "".join(self.output))
+            match = LISTENING.search(line)
+            if match:
+                return int(match.group(2))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        self._close_pipes()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
+@pytest.fixture
+def serve_process() -> Iterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
+    yield started
+    for proc in started:
+        proc.kill()
+
+
+def start(
+    started: list[ServeProcess], *args: str, env: dict[str, str] | None = None
+) -> ServeProcess:
+    proc = ServeProcess(list(args), env)
+    started.append(proc)
+    return proc
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("engine", ["pynetdicom", "native"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_and_stop_gracefully(
+    tmp_path: Path, serve_process: list[ServeProcess], engine: str, sig: int
+) -> None:
+    db = make_db(tmp_path / "db.sqlite3")
+    proc = start(serve_process, "--db", str(db), "--port", "0", "--engine", engine)
+    port = proc.wait_listening()
+    responses = scu.find("127.0.0.1", port, scu.build_request("P0001", "HOSP_A"), timeout=10)
+    assert [r.status for r in responses] == [0xFF00, 0]
+    assert proc.stop(sig) == 0
+    text = "".join(proc.output)
+    assert "Traceback" not in text
+    assert "rpi-async stopped: 1 associations, 1 queries" in text
+    assert "P0001" not in text
+    assert "Doe" not in text
+
+
+@pytest.mark.network
+def test_serve_demo_creates_database_once(
+    tmp_path: Path, serve_process: list[ServeProcess]
+) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    proc = start(serve_process, "--demo", "--demo-patients", "50", "--port", "0", env=env)
+    port = proc.wait_listening()
+    demo = tmp_path / "data" / "rpi-async" / "demo.sqlite3"
+    assert demo.exists()
+    ok = scu.find("127.0.0.1", port, scu.build_request("DEMO000001"), timeout=10)
+    assert [r.status for r in ok] == [0xFF00, 0]
+    dup = scu.find("127.0.0.1", port, scu.build_request("DEMO-DUP"), timeout=10)
+    assert [r.status for r in dup] == [0xC100]
+    assert proc.stop() == 0
+    mtime = demo.stat().st_mtime_ns
+    again = start(serve_process, "--demo", "--port", "0", env=env)
+    again.wait_listening()
+    assert again.stop() == 0
+    assert demo.stat().st_mtime_ns == mtime
+    assert "creating demo database" not in "".join(again.output)
+
+
+@pytest.mark.network
+def test_workers_share_the_port_and_a_dead_worker_is_replaced(
+    tmp_path: Path, serve_process: list[ServeProcess]
+) -> None:
+    db = make_db(tmp_path / "db.sqlite3")
+    proc = start(
+        serve_process, "--db", str(db), "--port", "0", "--engine", "native", "--workers", "2"
+    )
+    port = proc.wait_listening()
+    assert "2 workers" in "".join(proc.output)
+    pids = [
+        int(m.group(1))
+        for m in re.finditer(r"worker \d+ started \(pid (\d+)\)", "".join(proc.output))
+    ]
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    while True:  # the supervisor logs the death, then the replacement
+        line = proc.lines.get(timeout=60)
+        assert line is not None
+        if "worker 0 started" in line:
+            break
+    for _ in range(10):
+        assert scu.echo("127.0.0.1", port, timeout=10) == 0
+    assert proc.stop() == 0
+    assert "Traceback" not in "".join(proc.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--db", "/nonexistent/db.sqlite3"], "does not exist"),
+        (["--db", "{notsqlite}"], "not an SQLite database"),
+        (["--db", "{db}", "--port", "99999"], "'port'"),
+        (["--db", "{db}", "--engine", "threads"], "'engine'"),
+        (["--db", "{db}", "--workers", "2"], "'workers'"),
+        (["--db", "{db}", "--ae-title", "MUCH_TOO_LONG_AE_TITLE"], "'ae_title'"),
+        (["--db", "{db}", "--config", "/nonexistent.toml"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    db = make_db(tmp_path / "db.sqlite3")
+    notsqlite = tmp_path / "notes.txt"
+    notsqlite.write_text("hello")
+    args = [a.format(db=db, notsqlite=notsqlite) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", "rpi_async", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("rpi-async: error: ")
+    assert needle in lines[0]
+
+
+@pytest.mark.network
+def test_port_in_use_is_one_line(tmp_path: Path, serve_process: list[ServeProcess]) -> None:
+    db = make_db(tmp_path / "db.sqlite3")
+    proc = start(serve_process, "--db", str(db), "--port", "0")
+    port = proc.wait_listening()
+    result = subprocess.run(
+        [sys.executable, "-m", "rpi_async", "serve", "--db", str(db), "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("rpi-async: error: ")
+    assert "Traceback" not in result.stderr
+    assert proc.stop() == 0
+
+
+def test_config_show_names_sources(tmp_path: Path) -> None:
+    config = tmp_path / "rpi.toml"
+    config.write_text("port = 2104\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "rpi_async", "config", "show", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "RPI_ASYNC_AE_TITLE": "FROM_ENV"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"port\s+2104\s+\(file ", result.stdout)
+    assert re.search(r"ae_title\s+FROM_ENV\s+\(env RPI_ASYNC_AE_TITLE\)", result.stdout)
+    assert re.search(r"host\s+127\.0\.0\.1\s+\(default\)", result.stdout)
