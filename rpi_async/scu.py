@@ -47,12 +47,6 @@ def build_request(patient_id: str, issuer: str | None = None, template: str = "9
     return ds
 
 
-def _nodelay(event: evt.Event) -> None:
-    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def _make_ae(aet: str, sop_class: str, timeout: float) -> AE:
     quiet_pynetdicom()
     ae = AE(ae_title=aet)
@@ -67,9 +61,19 @@ def _make_ae(aet: str, sop_class: str, timeout: float) -> AE:
 
 
 def _associate(ae: AE, host: str, port: int, aec: str) -> object:
-    assoc = ae.associate(host, port, ae_title=aec, evt_handlers=[(evt.EVT_CONN_OPEN, _nodelay)])
+    opened: list[bool] = []
+
+    def on_open(event: evt.Event) -> None:
+        opened.append(True)
+        sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    assoc = ae.associate(host, port, ae_title=aec, evt_handlers=[(evt.EVT_CONN_OPEN, on_open)])
     if assoc.is_established:
         return assoc
+    if not opened:
+        raise AssociationFailed(f"cannot connect to {host}:{port}")
     if assoc.is_rejected:
         prim = assoc.acceptor.primitive
         key = (getattr(prim, "result_source", 0), getattr(prim, "diagnostic", 0))
@@ -77,7 +81,7 @@ def _associate(ae: AE, host: str, port: int, aec: str) -> object:
         raise AssociationFailed(f"association rejected by {host}:{port}: {reason}")
     if assoc.is_aborted:
         raise AssociationFailed(f"association aborted by {host}:{port}")
-    raise AssociationFailed(f"cannot connect to {host}:{port}")
+    raise AssociationFailed(f"no answer to the association request from {host}:{port}")
 
 
 def find(
