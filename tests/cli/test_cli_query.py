@@ -16,6 +16,12 @@ from tests.conftest import RunningServer
 pytestmark = pytest.mark.network
 
 
+@pytest.fixture
+def engine() -> str:
+    """The CLI is engine-agnostic; tests/engines covers both engines."""
+    return "native"
+
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rpi_async", *args],
