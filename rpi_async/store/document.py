@@ -336,8 +336,17 @@ def encoded_fact(section: Section, value: object) -> tuple[dict[str, Any], Encod
             row.append(int(raw))
         else:
             raise DocumentError("", f"unknown fact field {name!r}")
-    _check_fact(section, kw)
-    return kw, (tuple(kw), row)
+    shape = tuple(kw)
+    problem = _SHAPE_PROBLEMS.get((section, shape), _UNCHECKED)
+    if problem is _UNCHECKED:
+        problem = _shape_problem(section, kw)
+        if len(_SHAPE_PROBLEMS) < 10_000:
+            _SHAPE_PROBLEMS[(section, shape)] = problem
+    if problem is not None:
+        raise DocumentError(*problem)
+    if "end" in kw and "start" in kw and kw["end"][:8] < kw["start"][:8]:
+        raise DocumentError("end", f"{kw['end']} is before start {kw['start']}")
+    return kw, (shape, row)
 
 
 def fact_fields(section: Section, value: object) -> dict[str, Any]:
@@ -350,26 +359,29 @@ def parse_fact(section: Section, value: object) -> Fact:
     return Fact(section, **fact_fields(section, value))
 
 
-def _check_fact(section: Section, kw: Mapping[str, Any]) -> None:
+_Problem = tuple[str, str] | None  # (field, message) of a DocumentError, or None
+_UNCHECKED: Any = object()
+# Which fields a fact has decides most of its validity; many facts share a shape.
+_SHAPE_PROBLEMS: dict[tuple[Section, tuple[str, ...]], _Problem] = {}
+
+
+def _shape_problem(section: Section, kw: Mapping[str, Any]) -> _Problem:
+    """What is wrong with a fact of ``section`` that has just the fields of ``kw``."""
     if section in ATTRIBUTE_SECTIONS:
         if "concept" not in kw:
-            raise DocumentError("", f"a {section.value} fact needs a 'concept'")
+            return "", f"a {section.value} fact needs a 'concept'"
         if "code" not in kw and "number" not in kw and "start" not in kw and "text" not in kw:
-            raise DocumentError("", "a concept needs a value: code, number, start or text")
+            return "", "a concept needs a value: code, number, start or text"
     else:
         if "concept" in kw:
-            raise DocumentError(
-                "concept", f"only attribute sections take a concept, not {section.value}"
-            )
+            return "concept", f"only attribute sections take a concept, not {section.value}"
         if "code" not in kw and "text" not in kw:
-            raise DocumentError("", f"a {section.value} fact needs a 'code' (or a 'text')")
-    if "number" in kw:
-        if "unit" not in kw:
-            raise DocumentError("unit", "a number needs a unit (UCUM code)")
-    elif "unit" in kw:
-        raise DocumentError("number", "a unit without a number")
-    if "end" in kw and "start" in kw and kw["end"][:8] < kw["start"][:8]:
-        raise DocumentError("end", f"{kw['end']} is before start {kw['start']}")
+            return "", f"a {section.value} fact needs a 'code' (or a 'text')"
+    if "number" in kw and "unit" not in kw:
+        return "unit", "a number needs a unit (UCUM code)"
+    if "unit" in kw and "number" not in kw:
+        return "number", "a unit without a number"
+    return None
 
 
 def _within(prefix: str, exc: DocumentError) -> DocumentError:
