@@ -9,9 +9,10 @@ that an end does not precede its start, that a number comes with its unit, that 
 sections carry a coded value and attribute sections a concept. Values are normalised to
 their DICOM form on the way in: dates to DA (YYYYMMDD), date-times to DT
 (YYYYMMDD[HH[MM[SS[.F]]]][+ZZZZ]), names to PN (Family^Given^Middle^Prefix^Suffix), so the
-store only ever holds what can go on the wire (PS3.5 §6.2). Codes and date strings repeat
-a lot across a population, so their parsed forms are memoised: a bulk import spends its
-time in SQLite, not here.
+store only ever holds what can go on the wire (PS3.5 §6.2). Codes, date strings, texts
+and the set of fields a fact has repeat a lot across a population, so their checks are
+memoised; the bulk-import path (``parse_patient_rows``) also skips building Fact objects
+and produces the writer's row encoding directly.
 """
 
 from __future__ import annotations
