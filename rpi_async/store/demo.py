@@ -360,7 +360,7 @@ class _History:
         breast = m.pick(v.family_breast_risks)
         self.add(Section.RISK_FACTOR, code=breast, modifier=self.relative(breast))
         general = m.pick(v.general_risks[self.key])
-        family = "family" in general.meaning.lower() and "unknown" not in general.meaning.lower()
+        family = general.value in d.FAMILY_RISK_FACTORS
         self.add(Section.RISK_FACTOR, code=general,
                  modifier=self.relative(general) if family else None)  # fmt: skip
         self.add(Section.RISK_FACTOR, code=m.pick(v.cardiac_risks), start=_da(self.day()))

@@ -110,6 +110,9 @@ def test_codes_come_from_the_templates_value_sets() -> None:
         assert any(
             f.code is not None and f.code.key in _members(d.CID_CARDIAC_RISK_FACTOR) for f in risks
         )
+        for fact in risks:  # a family member only where the risk is a relative's condition
+            assert fact.code is not None
+            assert (fact.modifier is not None) == (fact.code.value in d.FAMILY_RISK_FACTORS)
         assert all(
             f.code is not None and f.code.key in _members(d.CID_SUBSTANCE)
             for f in by[Section.SUBSTANCE]
