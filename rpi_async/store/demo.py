@@ -94,6 +94,8 @@ class Vocabulary:
             ),
         }
         self.sides = context_group(d.CID_SIDE)
+        by_value = {c.value: c for c in self.sides}
+        self.named_sides = tuple((word, by_value[value]) for word, value in d.SIDE_WORDS)
         self.lateralities = context_group(d.CID_LATERALITY)
         self.procedure_results = context_group(d.CID_INTERVENTIONAL_RESULT)
         self.general_procedures = tuple(_code(t) for t in d.GENERAL_PROCEDURES)
@@ -257,7 +259,8 @@ class _History:
         self.sex = sex
         self.key = maker.v.sex_key(sex)
         self.birth = birth
-        self.adult = birth + 18 * 365
+        # Histories reach back at most HISTORY_YEARS, and never before the age of 18.
+        self.adult = max(birth + 18 * 365, _REF - d.HISTORY_YEARS * 365)
         self.age = (_REF - birth) // 365
         self.facts = facts
 
@@ -267,6 +270,14 @@ class _History:
     def day(self, earliest: int | None = None) -> int:
         lo = max(earliest or self.adult, self.adult)
         return self.rng.randint(lo, _REF - 1)
+
+    def side_of(self, procedure: Code) -> Code:
+        """The laterality a procedure's name implies ("breast - left mr"), else any side."""
+        words = procedure.meaning.lower()
+        for word, side in self.v.named_sides:
+            if word in words:
+                return side
+        return self.m.pick(self.v.sides)
 
     def date_time(self, ordinal: int) -> str:
         return f"{_da(ordinal)}{self.rng.randint(8, 17):02d}{5 * self.rng.randint(0, 11):02d}00"
@@ -341,7 +352,7 @@ class _History:
         result = (
             m.pick(v.procedure_results) if breast.value in d.BREAST_PROCEDURE_WITH_RESULT else None
         )
-        self.add(Section.PROCEDURE, code=breast, laterality=m.pick(v.sides),
+        self.add(Section.PROCEDURE, code=breast, laterality=self.side_of(breast),
                  start=self.date_time(self.day()), result=result)  # fmt: skip
         general = m.pick(v.general_procedures + self.gyn())
         self.add(Section.PROCEDURE, code=general, start=self.date_time(self.day()))

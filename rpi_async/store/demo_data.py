@@ -28,6 +28,7 @@ def _names(text: str) -> tuple[str, ...]:
 REFERENCE_DATE = date(2025, 1, 1)  # "today" of the population: ages and dates count back
 TIMESTAMP = "2025-01-01T00:00:00Z"  # updated_at of every demo row, for reproducible files
 MIN_AGE, MAX_AGE = 18, 95
+HISTORY_YEARS = 30  # clinical events fall within this many years before REFERENCE_DATE
 DEMO_ISSUER = "DEMO"
 DEMO_ID_PREFIX = "DEMO"
 DEMO_ID_DIGITS = 6
@@ -120,6 +121,8 @@ MALE_GIVEN_NAMES = _names(
 
 CID_LATERALITY = 244
 CID_SIDE = 6022  # Left breast / Right breast / Both breasts
+# Words in a breast procedure's name that fix its side (CID 6022 code values).
+SIDE_WORDS = (("bilateral", "63762007"), ("left", "80248007"), ("right", "73056007"))
 CID_BREAST_FINDING = 6055
 CID_INTERVENTIONAL_RESULT = 6063
 CID_GYNECOLOGICAL_HORMONE = 6080

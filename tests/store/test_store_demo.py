@@ -96,6 +96,13 @@ def test_codes_come_from_the_templates_value_sets() -> None:
             f.code is not None and f.code.key in breast_findings and f.laterality is not None
             for f in by[Section.PROBLEM]
         )
+        for fact in by[Section.PROCEDURE]:  # the side a procedure's name implies is kept
+            assert fact.code is not None
+            name = fact.code.meaning.lower()
+            if "left" in name and fact.laterality is not None:
+                assert fact.laterality.meaning == "Left breast"
+            if "right" in name and fact.laterality is not None:
+                assert fact.laterality.meaning == "Right breast"
         risks = by[Section.RISK_FACTOR]
         assert any(
             f.code is not None
