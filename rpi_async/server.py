@@ -1,9 +1,18 @@
 """Run one rpi-async server: store, query service and engine on one event loop.
 
 ``Server`` is the library entry point (the CLI and the tests use it): open the store,
-build the QueryService, start the engine, and on ``stop()`` (SIGINT/SIGTERM in the CLI)
-stop accepting, let in-flight associations finish within ``shutdown_grace``, close the
-database and return.
+build the QueryService and the operations features (access policy, TLS, in-flight
+limit, audit trail, metrics port), start the engine, and on ``stop()`` (SIGINT/SIGTERM
+in the CLI) stop accepting, let in-flight associations finish within
+``shutdown_grace``, close the database and return.
+
+SIGHUP (``reload``) reopens the database at the configured path: the way to serve a
+rebuilt replica without a restart is to write the new file next to the old one,
+``rename()`` it over the configured path, then send SIGHUP. New queries go to a new
+QueryService on the new file; queries already running finish on the old one, which is
+closed ``query_timeout`` seconds later. If the new file cannot be opened the server
+keeps serving the old one and logs why. SIGHUP also reopens the audit file (log
+rotation).
 """
 
 from __future__ import annotations
@@ -13,18 +22,30 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 from rpi_async.config import Settings
 from rpi_async.engines import EngineContext, create_engine
-from rpi_async.errors import ConfigError
+from rpi_async.engines.base import Engine, ServiceSlot
+from rpi_async.errors import ConfigError, RpiError, StoreUnavailable
+from rpi_async.ops.access import AccessPolicy
+from rpi_async.ops.audit import AuditTrail
+from rpi_async.ops.hooks import QueryHooks
+from rpi_async.ops.http import OpsHttpServer
+from rpi_async.ops.metrics import CONTENT_TYPE, Metrics
+from rpi_async.ops.setup import build_audit
+from rpi_async.ops.shedding import InFlightLimiter
 from rpi_async.service.query import QueryService
 from rpi_async.service.stats import ServerStats
 from rpi_async.store.reader import PatientStore
 
 log = logging.getLogger("rpi_async.server")
+
+READY_PING_TIMEOUT = 2.0
 
 
 class Server:
@@ -36,10 +57,18 @@ class Server:
         self.settings = settings
         self.worker = worker  # one of several processes started by the Supervisor
         self.stats = ServerStats()
+        self.limiter = InFlightLimiter(settings.max_in_flight)
         self.address: tuple[str, int] | None = None
+        self.metrics_address: tuple[str, int] | None = None
+        self.audit: AuditTrail | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._services: ServiceSlot | None = None
+        self._http: OpsHttpServer | None = None
+        self._retired: set[PatientStore] = set()
+        self._background: set[asyncio.Task[object]] = set()
+        self._reload_lock = asyncio.Lock()
         self.store: PatientStore | None = None
 
     @property
@@ -47,18 +76,65 @@ class Server:
         assert self.address is not None
         return self.address[1]
 
+    @property
+    def db_path(self) -> Path:
+        assert self.settings.db is not None
+        return Path(self.settings.db)
+
     def stop(self) -> None:
         self._stop.set()
 
     async def start(self) -> None:
         """Open the store and start listening; returns once the port is bound."""
-        assert self.settings.db is not None
-        self.store = await PatientStore.open(
-            Path(self.settings.db), readers=self.settings.store_readers
+        s = self.settings
+        access = AccessPolicy.from_settings(s.allowed_calling_aes, s.max_associations_per_peer)
+        ssl_context = _tls_context(s)
+        self.store = await PatientStore.open(self.db_path, readers=s.store_readers)
+        try:
+            await self._start_ops()
+            self._services = ServiceSlot(QueryService(self.store, stats=self.stats))
+            engine = create_engine(
+                EngineContext(s, self._services, self.stats, access, ssl_context)
+            )
+            await self._start_engine(engine)
+        except BaseException:
+            await self._close_ops()
+            await self.store.close()
+            raise
+        log.info(
+            "%s on %s:%d as %s (engine %s%s, database %s)",
+            f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
+            self.address[0] if self.address else "?",
+            self.port,
+            s.ae_title,
+            s.engine,
+            ", TLS" if ssl_context else "",
+            s.db,
         )
-        service = QueryService(self.store, stats=self.stats)
-        engine = create_engine(EngineContext(self.settings, service, self.stats))
 
+    async def _start_ops(self) -> None:
+        """Audit trail, histograms and the metrics port, as configured."""
+        s = self.settings
+        self.audit = build_audit(s)
+        timings = None
+        if s.metrics_port is not None:
+            metrics = Metrics(self.stats, self.limiter, engine=s.engine, audit=self.audit)
+            timings = metrics.timings
+            http = OpsHttpServer(metrics.render, CONTENT_TYPE, self.readiness)
+            try:
+                self.metrics_address = await http.start(s.metrics_host, s.metrics_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen for metrics on {s.metrics_host}:{s.metrics_port}:"
+                    f" {exc.strerror or exc}"
+                ) from None
+            self._http = http
+            log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
+        self.stats.hooks = QueryHooks(
+            self.limiter, timings=timings, audit=self.audit, called_ae=s.ae_title
+        )
+
+    async def _start_engine(self, engine: Engine) -> None:
         def on_ready(address: tuple[str, int]) -> None:
             self.address = address
             self._ready.set()
@@ -68,18 +144,64 @@ class Server:
         done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             ready.cancel()
-            await self.store.close()
             self._task.result()  # raises the engine's start-up error
             raise RuntimeError("engine stopped before it was ready")
-        log.info(
-            "%s on %s:%d as %s (engine %s, database %s)",
-            f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
-            self.address[0] if self.address else "?",
-            self.port,
-            self.settings.ae_title,
-            self.settings.engine,
-            self.settings.db,
-        )
+
+    async def _close_ops(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self.audit is not None:
+            await asyncio.to_thread(self.audit.close)
+            self.audit = None
+
+    async def readiness(self) -> tuple[bool, str]:
+        """(ready, reason): accepting associations and the database answers."""
+        if not self._ready.is_set() or self._stop.is_set():
+            return False, "not accepting associations"
+        path = self.db_path
+        if not os.access(path, os.R_OK):
+            return False, f"database {path} is missing or unreadable"
+        store = self.store
+        if store is None:
+            return False, "no database open"
+        try:
+            await asyncio.wait_for(store.ping(), READY_PING_TIMEOUT)
+        except TimeoutError:
+            return False, "database did not answer in time"
+        except StoreUnavailable as exc:
+            return False, str(exc)
+        return True, "ready"
+
+    async def reload(self) -> bool:
+        """Reopen the database at the configured path; False (old one kept) on failure."""
+        async with self._reload_lock:
+            if self.audit is not None:
+                self.audit.reopen()
+            try:
+                store = await PatientStore.open(self.db_path, readers=self.settings.store_readers)
+            except RpiError as exc:
+                log.error("database reload failed, still serving the previous file: %s", exc)
+                return False
+            old, self.store = self.store, store
+            if self._services is not None:
+                self._services.current = QueryService(store, stats=self.stats)
+            if old is not None:
+                self._retired.add(old)
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.settings.query_timeout, self._close_retired, old)
+            log.info("database reopened: %s", self.db_path)
+            return True
+
+    def _close_retired(self, store: PatientStore) -> None:
+        if store in self._retired:
+            self._retired.discard(store)
+            self._spawn(store.close())
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def wait_closed(self) -> None:
         """Wait for the engine to finish its shutdown, then close the store."""
@@ -87,8 +209,14 @@ class Server:
             if self._task is not None:
                 await self._task
         finally:
-            if self.store is not None:
-                await self.store.close()
+            await self._close_ops()
+            for task in list(self._background):
+                with contextlib.suppress(Exception):
+                    await task
+            for store in [*self._retired, self.store]:
+                if store is not None:
+                    await store.close()
+            self._retired.clear()
             log.info(
                 "rpi-async stopped: %d associations, %d queries",
                 self.stats.associations_accepted,
@@ -104,7 +232,7 @@ class Server:
         await self.wait_closed()
 
     async def run(self, *, announce: bytes | None = None) -> None:
-        """Serve until SIGINT or SIGTERM. ``announce`` is written to stdout once listening."""
+        """Serve until SIGINT or SIGTERM (SIGHUP: reload). ``announce`` goes to stdout."""
         loop = asyncio.get_running_loop()
         await self.start()
         if announce is not None:
@@ -113,11 +241,30 @@ class Server:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         await self.wait_closed()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("received %s: stopping (grace %.0f s)", sig.name, self.settings.shutdown_grace)
         self.stop()
+
+    def _on_reload_signal(self) -> None:
+        log.info("received SIGHUP: reopening the database %s", self.db_path)
+        self._spawn(self.reload())
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.tls_cert is None:
+        return None
+    from rpi_async.ops.tls import server_context
+
+    return server_context(
+        Path(settings.tls_cert),
+        Path(settings.tls_key) if settings.tls_key else None,
+        ca=Path(settings.tls_ca) if settings.tls_ca else None,
+        require_client_cert=settings.tls_require_client_cert,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -56,6 +56,8 @@ class Supervisor:
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RPI_ASYNC_")}
         env.update(to_environment(self.child_settings))
+        if self.settings.metrics_port:  # each worker its own metrics port: P, P+1, ...
+            env["RPI_ASYNC_METRICS_PORT"] = str(self.settings.metrics_port + index)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -102,6 +104,8 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self._stopping.set)
+        with contextlib.suppress(NotImplementedError):  # SIGHUP: every worker reloads
+            loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
         try:
             procs = [await self._spawn(i) for i in range(self.settings.workers)]
         except WorkerFailed:
@@ -124,6 +128,12 @@ class Supervisor:
             watcher.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
         return 1 if self._failed else 0
+
+    def _forward(self, sig: signal.Signals) -> None:
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
 
     async def _stop_children(self) -> None:
         self._stopping.set()

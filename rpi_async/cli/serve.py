@@ -50,7 +50,9 @@ def serve(
     ] = None,
     allowed_calling_ae: Annotated[
         list[str] | None,
-        typer.Option("--allowed-calling-ae", help="allowed calling AE title (repeatable)"),
+        typer.Option(
+            "--allowed-calling-ae", help="allowed calling AE title: AE or AE@CIDR (repeatable)"
+        ),
     ] = None,
     engine: Annotated[str | None, typer.Option(help="network engine: pynetdicom or native")] = None,
     workers: Annotated[
@@ -62,6 +64,34 @@ def serve(
     max_pdu_size: Annotated[int | None, typer.Option(help="maximum PDU we receive")] = None,
     log_level: Annotated[str | None, typer.Option(help="trace|debug|info|warning|error")] = None,
     log_format: Annotated[str | None, typer.Option(help="text|json")] = None,
+    max_associations_per_peer: Annotated[
+        int | None, typer.Option(help="concurrent associations from one IP address (0: no limit)")
+    ] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(help="queries in progress at once; more get A700 (0: no limit)")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve /metrics, /healthz, /readyz on this HTTP port")
+    ] = None,
+    metrics_host: Annotated[str | None, typer.Option(help="address of the metrics port")] = None,
+    audit_file: Annotated[Path | None, typer.Option(help="append JSON audit records here")] = None,
+    audit_syslog: Annotated[
+        str | None, typer.Option(help="audit to syslog: udp://HOST:PORT, tcp://HOST:PORT, /dev/log")
+    ] = None,
+    audit_atna: Annotated[
+        bool | None,
+        typer.Option("--audit-atna/--no-audit-atna", help="DICOM audit messages to audit-syslog"),
+    ] = None,
+    audit_patient_id: Annotated[
+        str | None, typer.Option(help="patient IDs in audit records: hash or clear")
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: DICOM over TLS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="PEM CAs for client certificates")] = None,
+    tls_require_client_cert: Annotated[
+        bool | None,
+        typer.Option("--tls-require-client-cert/--tls-optional-client-cert", help="mutual TLS"),
+    ] = None,
 ) -> None:
     """Run the RPI Query SCP until SIGINT or SIGTERM."""
     from rpi_async import logs
@@ -81,6 +111,18 @@ def serve(
         "max_pdu_size": max_pdu_size,
         "log_level": log_level,
         "log_format": log_format,
+        "max_associations_per_peer": max_associations_per_peer,
+        "max_in_flight": max_in_flight,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+        "audit_file": audit_file,
+        "audit_syslog": audit_syslog,
+        "audit_atna": audit_atna,
+        "audit_patient_id": audit_patient_id,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_ca": tls_ca,
+        "tls_require_client_cert": tls_require_client_cert,
     }
     try:
         settings, _ = build_settings(config, overrides)

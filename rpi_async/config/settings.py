@@ -19,16 +19,19 @@ import os
 import re
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from rpi_async.errors import ConfigError
+from rpi_async.ops.access import parse_allow_list
+from rpi_async.ops.syslog import parse_syslog_target
 
 ENV_PREFIX = "RPI_ASYNC_"
 ENGINES = ("pynetdicom", "native")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
+AUDIT_PATIENT_ID_MODES = ("hash", "clear")
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, no control
 
 
@@ -48,7 +51,13 @@ class Settings:
         default=False, metadata=_doc("accept associations whatever Called AE Title they name")
     )
     allowed_calling_aes: tuple[str, ...] = field(
-        default=(), metadata=_doc("if set, only these calling AE titles may associate")
+        default=(),
+        metadata=_doc(
+            "if set, only these calling AE titles may associate; AE@CIDR binds one to addresses"
+        ),
+    )
+    max_associations_per_peer: int = field(
+        default=0, metadata=_doc("concurrent associations from one IP address (0: no limit)")
     )
     engine: str = field(default="pynetdicom", metadata=_doc("network engine"))
     workers: int = field(
@@ -74,8 +83,47 @@ class Settings:
     shutdown_grace: float = field(
         default=10.0, metadata=_doc("seconds in-flight associations get at shutdown")
     )
+    max_in_flight: int = field(
+        default=0,
+        metadata=_doc("queries in progress at once; beyond it A700 at once (0: no limit)"),
+    )
     log_level: str = field(default="info", metadata=_doc("trace, debug, info, warning, error"))
     log_format: str = field(default="text", metadata=_doc("text or json"))
+    metrics_port: int | None = field(
+        default=None, metadata=_doc("serve /metrics, /healthz, /readyz over HTTP on this port")
+    )
+    metrics_host: str = field(default="127.0.0.1", metadata=_doc("address of the metrics port"))
+    audit_file: Path | None = field(
+        default=None, metadata=_doc("append one JSON line per query to this file")
+    )
+    audit_syslog: str = field(
+        default="",
+        metadata=_doc("send audit records to syslog: udp://HOST:PORT, tcp://HOST:PORT, /dev/log"),
+    )
+    audit_atna: bool = field(
+        default=False,
+        metadata=_doc("send DICOM audit messages (PS3.15 A.5.3) to audit_syslog, not JSON"),
+    )
+    audit_patient_id: str = field(
+        default="hash", metadata=_doc("patient IDs in audit records: hash (HMAC-SHA256) or clear")
+    )
+    audit_secret_file: Path | None = field(
+        default=None,
+        metadata=_doc("HMAC key for hashed patient IDs; default: created in the data directory"),
+    )
+    audit_source_id: str = field(
+        default="", metadata=_doc("audit source identity in audit messages (default: host name)")
+    )
+    tls_cert: Path | None = field(default=None, metadata=_doc("PEM certificate: DICOM over TLS"))
+    tls_key: Path | None = field(
+        default=None, metadata=_doc("PEM private key of tls_cert (if not in the same file)")
+    )
+    tls_ca: Path | None = field(
+        default=None, metadata=_doc("PEM CA certificates that client certificates must chain to")
+    )
+    tls_require_client_cert: bool = field(
+        default=False, metadata=_doc("mutual TLS: refuse clients without a valid certificate")
+    )
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ConfigError:
@@ -83,11 +131,15 @@ class Settings:
 
         if not 0 <= self.port <= 65535:
             raise bad("port", f"{self.port} is not a TCP port (0-65535)")
-        for key, ae in [("ae_title", self.ae_title)] + [
-            ("allowed_calling_aes", a) for a in self.allowed_calling_aes
-        ]:
-            if not _AE_RE.match(ae) or not ae.strip():
-                raise bad(key, f"{ae!r} is not a valid AE title (1-16 characters, no backslash)")
+        if not _AE_RE.match(self.ae_title) or not self.ae_title.strip():
+            raise bad(
+                "ae_title",
+                f"{self.ae_title!r} is not a valid AE title (1-16 characters, no backslash)",
+            )
+        try:
+            parse_allow_list(self.allowed_calling_aes)
+        except ValueError as exc:
+            raise bad("allowed_calling_aes", str(exc)) from None
         if self.engine not in ENGINES:
             raise bad("engine", f"{self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.workers < 1:
@@ -111,6 +163,29 @@ class Settings:
             raise bad("log_level", f"{self.log_level!r}; choose one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in ("text", "json"):
             raise bad("log_format", f"{self.log_format!r}; choose text or json")
+        self._check_ops(bad)
+
+    def _check_ops(self, bad: Callable[[str, str], ConfigError]) -> None:
+        for key in ("max_associations_per_peer", "max_in_flight"):
+            if getattr(self, key) < 0:
+                raise bad(key, "must be 0 (no limit) or more")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise bad("metrics_port", f"{self.metrics_port} is not a TCP port (0-65535)")
+        if self.audit_patient_id not in AUDIT_PATIENT_ID_MODES:
+            raise bad("audit_patient_id", f"{self.audit_patient_id!r}; choose hash or clear")
+        if self.audit_syslog:
+            try:
+                parse_syslog_target(self.audit_syslog)
+            except ValueError as exc:
+                raise bad("audit_syslog", str(exc)) from None
+        if self.audit_atna and not self.audit_syslog:
+            raise bad("audit_atna", "needs audit_syslog, where the audit messages go")
+        if self.tls_key is not None and self.tls_cert is None:
+            raise bad("tls_key", "needs tls_cert")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise bad("tls_ca", "needs tls_cert (client certificates are checked only over TLS)")
+        if self.tls_require_client_cert and self.tls_ca is None:
+            raise bad("tls_require_client_cert", "needs tls_ca to check client certificates")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -20,6 +20,9 @@ REJECT_REASONS: dict[tuple[int, int], str] = {
     (3, 1): "temporary-congestion",
     (3, 2): "local-limit-exceeded",
 }
+# Counted (and logged) apart from the overall limit: the same A-ASSOCIATE-RJ fields
+# (transient, presentation, local-limit-exceeded), caused by max_associations_per_peer.
+PEER_LIMIT_REASON = "peer-limit-exceeded"
 
 
 @dataclass
@@ -33,6 +36,8 @@ class AssociationRecord:
     sops: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     outcome: str = "closed"
+    refused_as: str | None = None  # rejection reason set by the access policy
+    peer_slot: str | None = None  # peer address whose access slot this connection holds
 
     def line(self, ended: float) -> str:
         sops = ",".join(dict.fromkeys(self.sops)) or "-"

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from rpi_async.config import Settings
+from rpi_async.ops.access import AccessPolicy
 from rpi_async.service.query import QueryService
 from rpi_async.service.stats import ServerStats
+
+
+class ServiceSlot:
+    """The QueryService in use. A database reload puts a new one here; queries already
+    running finish on the one they started with."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, service: QueryService) -> None:
+        self.current = service
 
 
 @dataclass(frozen=True, slots=True)
 class EngineContext:
     settings: Settings
-    service: QueryService
+    services: ServiceSlot
     stats: ServerStats
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def service(self) -> QueryService:
+        return self.services.current
 
 
 class Engine(Protocol):

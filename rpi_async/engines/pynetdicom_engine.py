@@ -18,6 +18,17 @@ Settings that matter under load, which pynetdicom does not set by itself:
 - the listen backlog (socketserver's default is 5) and ``maximum_associations``
   (pynetdicom's default is 10);
 - identifier logging off: pynetdicom logs request identifiers, which hold patient data.
+
+Access control. pynetdicom has no hook for a custom accept/reject decision, but it lets
+an EVT_REQUESTED handler answer the A-ASSOCIATE-RQ itself ("User used EVT_REQUESTED to
+send an A-ABORT or A-ASSOCIATE-RJ", ``Association.run_reactor``): ``_on_requested``
+asks the shared ``ops.access`` policy and, on a refusal, sends the A-ASSOCIATE-RJ with
+the right result/source/reason, triggers EVT_REJECTED and ends the association, exactly
+as pynetdicom's own ``ACSE._negotiate_as_acceptor`` does for its built-in checks.
+
+TLS. The accepted socket is wrapped without a handshake (``do_handshake_on_connect=
+False``): the handshake then runs in the association's own thread on its first read,
+not in the single accepting thread, so a slow client cannot stall everyone's accept.
 """
 
 from __future__ import annotations
@@ -41,10 +52,17 @@ from pynetdicom.transport import ThreadedAssociationServer
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, RPI_SOP_CLASSES, SopClass
-from rpi_async.engines.assoc_log import REJECT_REASONS, AssociationRecord
+from rpi_async.engines.assoc_log import PEER_LIMIT_REASON, REJECT_REASONS, AssociationRecord
 from rpi_async.engines.assoc_log import log as access_log
 from rpi_async.engines.base import EngineContext
-from rpi_async.service.query import SOP_NAMES, FindResult, Peer
+from rpi_async.ops.access import Refusal
+from rpi_async.service.query import SOP_NAMES, FindResult, Peer, QueryService
+from rpi_async.ul.codes import (
+    PresentationRejectReason,
+    RejectResult,
+    RejectSource,
+    UserRejectReason,
+)
 
 log = logging.getLogger("rpi_async.ul")
 
@@ -62,14 +80,21 @@ def quiet_pynetdicom() -> None:
 
 
 class _Server(ThreadedAssociationServer):
-    """pynetdicom's server with TCP_NODELAY and a configurable listen backlog."""
+    """pynetdicom's server with TCP_NODELAY, a configurable listen backlog and TLS
+    handshakes in the association threads."""
 
     request_queue_size: ClassVar[int] = 1024  # type: ignore[misc]
     daemon_threads = True
+    handshake_timeout: ClassVar[float] = 30.0
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        sock, address = super().get_request()
+        assert self.socket is not None
+        sock, address = self.socket.accept()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = self.ssl_context
+        if context is not None:
+            sock.settimeout(self.handshake_timeout)
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, address
 
 
@@ -79,12 +104,17 @@ class PynetdicomEngine:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
-        self.service = ctx.service
         self.stats = ctx.stats
+        self.access = ctx.access
         self._loop: asyncio.AbstractEventLoop | None = None
         self._records: dict[int, AssociationRecord] = {}
         self._lock = threading.Lock()
         quiet_pynetdicom()
+
+    @property
+    def service(self) -> QueryService:
+        """The QueryService in use now (a database reload replaces it)."""
+        return self.ctx.service
 
     # -- AE setup ---------------------------------------------------------------------
 
@@ -103,7 +133,7 @@ class PynetdicomEngine:
         ae.dimse_timeout = s.dimse_timeout
         ae.network_timeout = s.network_timeout
         ae.require_called_aet = not s.accept_any_called_ae
-        ae.require_calling_aet = list(s.allowed_calling_aes)
+        ae.require_calling_aet = []  # the access policy decides, in _on_requested
         return ae
 
     def handlers(self) -> list[evt.EventHandlerType]:
@@ -111,6 +141,7 @@ class PynetdicomEngine:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_CONN_OPEN, self._on_conn_open),
+            (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_RELEASED, self._on_released),
@@ -123,11 +154,19 @@ class PynetdicomEngine:
     async def serve(self, on_ready: Callable[[tuple[str, int]], None], stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         ae = self.make_ae()
-        server_class = type("Server", (_Server,), {"request_queue_size": self.settings.backlog})
+        server_class = type(
+            "Server",
+            (_Server,),
+            {
+                "request_queue_size": self.settings.backlog,
+                "handshake_timeout": self.settings.acse_timeout,
+            },
+        )
         server = ae.make_server(
             (self.settings.host, self.settings.port),
             evt_handlers=self.handlers(),
             server_class=server_class,
+            ssl_context=self.ctx.ssl_context,
         )
         thread = threading.Thread(
             target=server.serve_forever, name="rpi-async-acceptor", daemon=True
@@ -170,6 +209,36 @@ class PynetdicomEngine:
     def _on_conn_open(self, event: evt.Event) -> None:
         self._record(event.assoc)
 
+    def _on_requested(self, event: evt.Event) -> None:
+        """Ask the access policy; refuse with the right A-ASSOCIATE-RJ if it says no."""
+        assoc = event.assoc
+        rec = self._record(assoc)
+        request = assoc.requestor.primitive
+        calling = str(getattr(request, "calling_ae_title", "")).strip()
+        address = str(assoc.requestor.address)
+        rec.calling_ae = calling
+        decision = self.access.admit(calling, address)
+        if decision.admitted:
+            rec.peer_slot = address if self.access.max_per_peer else None
+            return
+        rsd: tuple[int, int, int]
+        if decision.refusal is Refusal.PEER_LIMIT:
+            rec.refused_as = PEER_LIMIT_REASON
+            rsd = (
+                RejectResult.TRANSIENT,
+                RejectSource.SERVICE_PROVIDER_PRESENTATION,
+                PresentationRejectReason.LOCAL_LIMIT_EXCEEDED,
+            )
+        else:
+            rsd = (
+                RejectResult.PERMANENT,
+                RejectSource.SERVICE_USER,
+                UserRejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED,
+            )
+        assoc.acse.send_reject(*(int(v) for v in rsd))  # plain ints on the wire
+        evt.trigger(assoc, evt.EVT_REJECTED, {})
+        assoc.kill()
+
     def _on_accepted(self, event: evt.Event) -> None:
         rec = self._record(event.assoc)
         rec.calling_ae = event.assoc.requestor.ae_title.strip()
@@ -181,7 +250,7 @@ class PynetdicomEngine:
         rec = self._record(event.assoc)
         prim = event.assoc.acceptor.primitive
         key = (getattr(prim, "result_source", 0), getattr(prim, "diagnostic", 0))
-        reason = REJECT_REASONS.get(key, f"source-{key[0]}-reason-{key[1]}")
+        reason = rec.refused_as or REJECT_REASONS.get(key, f"source-{key[0]}-reason-{key[1]}")
         rq = event.assoc.requestor
         rec.calling_ae = str(getattr(rq, "ae_title", "")).strip()
         rec.outcome = f"rejected ({reason})"
@@ -198,6 +267,9 @@ class PynetdicomEngine:
             rec = self._records.pop(id(event.assoc), None)
         if rec is None:
             return
+        if rec.peer_slot is not None:
+            self.access.release(rec.peer_slot)
+            rec.peer_slot = None
         if rec.outcome in ("accepted", "released", "aborted"):
             if rec.outcome == "accepted":
                 rec.outcome = "closed"

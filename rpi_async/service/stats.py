@@ -1,10 +1,27 @@
-"""Counters that both engines and the query service update; read by logs, tests, metrics."""
+"""Counters that both engines and the query service update; read by logs, tests, metrics.
+
+``hooks`` is the per-query hook of the operations features (shedding, latency
+histograms, audit; see ``rpi_async.ops.hooks``): the QueryService reaches it as
+``self.stats.hooks``. By default it only counts queries in flight.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+
+from rpi_async.ops.hooks import QueryHooks
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    associations_accepted: int
+    associations_active: int
+    associations_aborted: int
+    associations_rejected: dict[str, int]
+    queries: dict[tuple[str, int], int]
+    echoes: int
 
 
 @dataclass
@@ -17,6 +34,7 @@ class ServerStats:
     associations_active: int = 0
     queries: Counter[tuple[str, int]] = field(default_factory=Counter)  # (sop name, status)
     echoes: int = 0
+    hooks: QueryHooks = field(default_factory=QueryHooks, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def association_opened(self) -> None:
@@ -45,3 +63,15 @@ class ServerStats:
     def total_queries(self) -> int:
         with self._lock:
             return sum(self.queries.values())
+
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent copy of every counter (for metrics)."""
+        with self._lock:
+            return StatsSnapshot(
+                self.associations_accepted,
+                self.associations_active,
+                self.associations_aborted,
+                dict(self.associations_rejected),
+                dict(self.queries),
+                self.echoes,
+            )

@@ -9,7 +9,9 @@ RJ, PS3.8 Table 9-21), in this order, when:
 1. protocol version 1 is not offered: permanent, service-provider (ACSE), reason 2;
 2. the application context is not the DICOM one: permanent, service-user, reason 2;
 3. the called AE title is not ours (unless any is accepted): permanent, user, reason 7;
-4. the calling AE title is not on the allow-list: permanent, service-user, reason 3;
+4. the calling AE title is not on the allow-list, or the caller's own access policy
+   refused it (``calling_ae_refused``: e.g. a title bound to other addresses):
+   permanent, service-user, reason 3;
 5. no presentation context is proposed at all: permanent, service-user, reason 1
    (an A-ASSOCIATE-AC must carry one or more contexts, PS3.8 §9.3.3);
 6. the caller says we are at capacity: transient, service-provider (presentation),
@@ -144,7 +146,7 @@ def _reject(result: int, source: int, reason: int) -> Negotiation:
 
 
 def _association_rejection(
-    rq: AAssociateRQ, policy: AcceptorPolicy, over_capacity: bool
+    rq: AAssociateRQ, policy: AcceptorPolicy, over_capacity: bool, calling_ae_refused: bool
 ) -> Negotiation | None:
     if not rq.protocol_version & PROTOCOL_VERSION_1:
         return _reject(
@@ -165,7 +167,7 @@ def _association_rejection(
             UserRejectReason.CALLED_AE_TITLE_NOT_RECOGNIZED,
         )
     allowed = policy.calling_ae_titles
-    if allowed is not None and rq.calling_ae_title not in allowed:
+    if calling_ae_refused or (allowed is not None and rq.calling_ae_title not in allowed):
         return _reject(
             RejectResult.PERMANENT,
             RejectSource.SERVICE_USER,
@@ -185,10 +187,15 @@ def _association_rejection(
 
 
 def negotiate(
-    rq: AAssociateRQ, policy: AcceptorPolicy, *, over_capacity: bool = False
+    rq: AAssociateRQ,
+    policy: AcceptorPolicy,
+    *,
+    over_capacity: bool = False,
+    calling_ae_refused: bool = False,
 ) -> Negotiation:
-    """Answer ``rq`` under ``policy``; ``over_capacity`` rejects as local-limit-exceeded."""
-    rejection = _association_rejection(rq, policy, over_capacity)
+    """Answer ``rq`` under ``policy``; ``over_capacity`` rejects as local-limit-exceeded,
+    ``calling_ae_refused`` as calling-AE-title-not-recognized."""
+    rejection = _association_rejection(rq, policy, over_capacity, calling_ae_refused)
     if rejection is not None:
         return rejection
     supported = policy.abstract_syntaxes

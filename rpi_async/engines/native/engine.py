@@ -8,6 +8,12 @@ The engine keeps the policy (AE titles, contexts, limits), counts associations f
 ``max_associations`` limit (beyond it: A-ASSOCIATE-RJ transient, local limit exceeded,
 PS3.8 Table 9-21) and runs the graceful shutdown: stop accepting, wait for open
 associations up to the grace period, abort the rest.
+
+Access control (``ops.access``) is asked at A-ASSOCIATE-RQ time, in ``negotiate``: a
+refused calling AE title or address and the per-peer limit become the rejections of
+the one sans-I/O ``negotiate``. An admitted connection holds its peer's slot until it
+closes. With a TLS context the transport is TLS from the first byte (the handshake
+must finish within ``acse_timeout``).
 """
 
 from __future__ import annotations
@@ -18,15 +24,23 @@ from collections.abc import Callable
 
 from pydicom.dataset import Dataset
 
-from rpi_async.engines.assoc_log import REJECT_REASONS
+from rpi_async.engines.assoc_log import PEER_LIMIT_REASON, REJECT_REASONS
 from rpi_async.engines.base import EngineContext
 from rpi_async.engines.native.codec import encode_identifier
 from rpi_async.engines.native.protocol import AssociationProtocol
-from rpi_async.ul import AcceptorPolicy
+from rpi_async.ops.access import Refusal
+from rpi_async.service.query import QueryService
+from rpi_async.ul import AcceptorPolicy, Negotiation, negotiate
+from rpi_async.ul.codes import PresentationRejectReason, RejectSource
+from rpi_async.ul.pdu import AAssociateRJ, AAssociateRQ
 
 log = logging.getLogger("rpi_async.ul")
 
 DEFAULT_MAX_MESSAGE_LENGTH = 16 * 1024 * 1024
+_LOCAL_LIMIT = (
+    RejectSource.SERVICE_PROVIDER_PRESENTATION,
+    PresentationRejectReason.LOCAL_LIMIT_EXCEEDED,
+)
 
 
 class NativeEngine:
@@ -35,19 +49,25 @@ class NativeEngine:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
-        self.service = ctx.service
         self.stats = ctx.stats
+        self.access = ctx.access
         self.max_message_length = DEFAULT_MAX_MESSAGE_LENGTH
         s = ctx.settings
         self.policy = AcceptorPolicy(
             ae_title=s.ae_title,
             accept_any_called_ae=s.accept_any_called_ae,
-            calling_ae_titles=frozenset(s.allowed_calling_aes) or None,
+            calling_ae_titles=None,  # the access policy decides (titles and addresses)
             max_pdu_length=s.max_pdu_size,
         )
         self.active = 0  # established associations holding a slot
         self.connections: set[AssociationProtocol] = set()
+        self._admitted: dict[AssociationProtocol, str] = {}  # holding a per-peer slot
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def service(self) -> QueryService:
+        """The QueryService in use now (a database reload replaces it)."""
+        return self.ctx.service
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -61,6 +81,40 @@ class NativeEngine:
 
     def connection_closed(self, protocol: AssociationProtocol) -> None:
         self.connections.discard(protocol)
+        address = self._admitted.pop(protocol, None)
+        if address is not None:
+            self.access.release(address)
+
+    def negotiate(
+        self, rq: AAssociateRQ, protocol: AssociationProtocol
+    ) -> tuple[Negotiation, str | None]:
+        """Answer an A-ASSOCIATE-RQ: access policy, capacity, then ``ul.negotiate``.
+
+        Returns the negotiation and, when the access policy caused a rejection, the
+        reason to count (None: the reply's own reason)."""
+        decision = self.access.admit(rq.calling_ae_title, protocol.peer.address)
+        refusal = decision.refusal
+        over = self.active >= self.settings.max_associations or refusal is Refusal.PEER_LIMIT
+        negotiation = negotiate(
+            rq,
+            self.policy,
+            over_capacity=over,
+            calling_ae_refused=refusal is Refusal.CALLING_AE_NOT_RECOGNIZED,
+        )
+        if decision.admitted:
+            if negotiation.is_accepted:
+                self._admitted[protocol] = protocol.peer.address
+            else:
+                self.access.release(protocol.peer.address)
+            return negotiation, None
+        reply = negotiation.reply
+        if (
+            refusal is Refusal.PEER_LIMIT
+            and isinstance(reply, AAssociateRJ)
+            and (reply.source, reply.reason) == _LOCAL_LIMIT
+        ):
+            return negotiation, PEER_LIMIT_REASON
+        return negotiation, None
 
     def association_accepted(self) -> None:
         self.active += 1
@@ -88,6 +142,8 @@ class NativeEngine:
             backlog=self.settings.backlog,
             reuse_address=True,
             reuse_port=self.settings.reuse_port or None,
+            ssl=self.ctx.ssl_context,
+            ssl_handshake_timeout=self.settings.acse_timeout if self.ctx.ssl_context else None,
         )
         sockname = server.sockets[0].getsockname()
         on_ready((str(sockname[0]), int(sockname[1])))

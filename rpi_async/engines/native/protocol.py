@@ -40,7 +40,6 @@ from rpi_async.ul import (
     ReleaseConfirmed,
     ReleaseRequested,
     TimerRequest,
-    negotiate,
 )
 from rpi_async.ul.codes import AbortReason, AbortSource
 from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
@@ -149,8 +148,7 @@ class AssociationProtocol(asyncio.Protocol):
         self.record.called_ae = rq.called_ae_title.strip()
         self.peer = Peer(self.record.calling_ae, self.peer.address, self.peer.port)
         engine = self.engine
-        over = engine.active >= engine.settings.max_associations
-        negotiation = negotiate(rq, engine.policy, over_capacity=over)
+        negotiation, refused_as = engine.negotiate(rq, self)  # access policy, limits
         self._write(self.conn.respond(negotiation.reply))
         if isinstance(negotiation.reply, AAssociateAC):
             self._established = True
@@ -159,7 +157,7 @@ class AssociationProtocol(asyncio.Protocol):
             self.record.outcome = "accepted"
         else:
             reply = negotiation.reply
-            reason = engine.reject_reason(reply.result, reply.source, reply.reason)
+            reason = refused_as or engine.reject_reason(reply.result, reply.source, reply.reason)
             engine.stats.association_rejected(reason)
             self.record.outcome = f"rejected ({reason})"
 

@@ -1,0 +1,153 @@
+"""DICOM audit messages for queries (PS3.15 A.5.3.10 "Query"), for an ATNA repository.
+
+Theory of operation. Each answered RPI query becomes one ``AuditMessage`` in the XML
+schema of PS3.15 A.5.1 (the DICOM form of RFC 3881, coded values as ``csd-code`` /
+``codeSystemName`` / ``originalText``):
+
+- EventIdentification: EventID (110112, DCM, "Query"), EventActionCode ``E`` (Execute),
+  EventDateTime, EventOutcomeIndicator 0 (success), 4 (minor failure: a failure status
+  such as A900 or C000), 8 (serious failure: A700 out of resources, or no answer);
+- ActiveParticipant, the process that issued the query: the calling AE title, its IP
+  address (NetworkAccessPointTypeCode 2), UserIsRequestor true, RoleIDCode (110153,
+  DCM, "Source Role ID");
+- ActiveParticipant, the process that responds: our AE title and process ID,
+  UserIsRequestor false, RoleIDCode (110152, DCM, "Destination Role ID");
+- AuditSourceIdentification: ``audit_source_id`` (host name by default), type 4
+  (application server process tier);
+- ParticipantObjectIdentification, "SOP Queried and the Query": type 2 (system object),
+  role 3 (report), ParticipantObjectIDTypeCode (110181, DCM, "SOP Class UID"), the SOP
+  class UID, and ParticipantObjectQuery, the base64 of the query's keys encoded in
+  Explicit VR Little Endian, named in ParticipantObjectDetail ``TransferSyntax``.
+
+The query object carries the Patient ID as the audit trail is configured: hashed
+(``sha256:...``) by default, in clear only with ``audit_patient_id = "clear"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+
+from rpi_async.dicom.status import FindStatus
+from rpi_async.ops.audit import QueryAudit
+
+ATNA_MSGID = "DICOM+RFC3881"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+
+EVENT_QUERY = ("110112", "DCM", "Query")
+ROLE_SOURCE = ("110153", "DCM", "Source Role ID")
+ROLE_DESTINATION = ("110152", "DCM", "Destination Role ID")
+ID_TYPE_SOP_CLASS = ("110181", "DCM", "SOP Class UID")
+SOURCE_TYPE_APPLICATION_SERVER = ("4", "DCM", "Application Server process tier")
+
+OUTCOME_SUCCESS = "0"
+OUTCOME_MINOR_FAILURE = "4"
+OUTCOME_SERIOUS_FAILURE = "8"
+_GOOD = {FindStatus.SUCCESS, FindStatus.PENDING, FindStatus.CANCEL}
+
+
+def _coded(parent: ET.Element, tag: str, code: tuple[str, str, str]) -> ET.Element:
+    return ET.SubElement(
+        parent, tag, {"csd-code": code[0], "codeSystemName": code[1], "originalText": code[2]}
+    )
+
+
+def outcome(status: int | None) -> str:
+    if status is None or status == FindStatus.OUT_OF_RESOURCES:
+        return OUTCOME_SERIOUS_FAILURE
+    return OUTCOME_SUCCESS if status in _GOOD else OUTCOME_MINOR_FAILURE
+
+
+def encoded_query(item: QueryAudit, patient_id: str | None) -> bytes:
+    """The query keys we audit, as an Explicit VR Little Endian data set."""
+    ds = Dataset()
+    ds.PatientID = patient_id or ""
+    if item.issuer:
+        ds.IssuerOfPatientID = item.issuer
+    if item.template:
+        template = Dataset()
+        template.MappingResource = "DCMR"
+        template.TemplateIdentifier = item.template
+        ds.ContentTemplateSequence = [template]
+    out = DicomBytesIO()
+    out.is_little_endian = True
+    out.is_implicit_VR = False
+    write_dataset(out, ds)
+    return out.getvalue()
+
+
+def query_message(item: QueryAudit, patient_id: str | None, *, source_id: str = "") -> bytes:
+    """One ``AuditMessage`` for one query, UTF-8 XML with its declaration."""
+    root = ET.Element("AuditMessage")
+    stamp = datetime.fromtimestamp(item.time, UTC).isoformat(timespec="milliseconds")
+    event = ET.SubElement(
+        root,
+        "EventIdentification",
+        {
+            "EventActionCode": "E",
+            "EventDateTime": stamp.replace("+00:00", "Z"),
+            "EventOutcomeIndicator": outcome(item.status),
+        },
+    )
+    _coded(event, "EventID", EVENT_QUERY)
+    if item.status is not None and outcome(item.status) != OUTCOME_SUCCESS:
+        ET.SubElement(event, "EventOutcomeDescription").text = f"status {item.status:04X}"
+
+    requestor = ET.SubElement(
+        root,
+        "ActiveParticipant",
+        {
+            "UserID": item.calling_ae or "-",
+            "UserIsRequestor": "true",
+            "NetworkAccessPointID": item.peer_address,
+            "NetworkAccessPointTypeCode": "2",
+        },
+    )
+    _coded(requestor, "RoleIDCode", ROLE_SOURCE)
+    host = socket.gethostname()
+    responder = ET.SubElement(
+        root,
+        "ActiveParticipant",
+        {
+            "UserID": item.called_ae or "-",
+            "AlternativeUserID": str(os.getpid()),
+            "UserIsRequestor": "false",
+            "NetworkAccessPointID": host,
+            "NetworkAccessPointTypeCode": "1",
+        },
+    )
+    _coded(responder, "RoleIDCode", ROLE_DESTINATION)
+
+    source = ET.SubElement(root, "AuditSourceIdentification", {"AuditSourceID": source_id or host})
+    _coded(source, "AuditSourceTypeCode", SOURCE_TYPE_APPLICATION_SERVER)
+
+    obj = ET.SubElement(
+        root,
+        "ParticipantObjectIdentification",
+        {
+            "ParticipantObjectID": item.sop_class_uid,
+            "ParticipantObjectTypeCode": "2",
+            "ParticipantObjectTypeCodeRole": "3",
+        },
+    )
+    _coded(obj, "ParticipantObjectIDTypeCode", ID_TYPE_SOP_CLASS)
+    ET.SubElement(obj, "ParticipantObjectQuery").text = base64.b64encode(
+        encoded_query(item, patient_id)
+    ).decode("ascii")
+    ET.SubElement(
+        obj,
+        "ParticipantObjectDetail",
+        {
+            "type": "TransferSyntax",
+            "value": base64.b64encode(EXPLICIT_VR_LITTLE_ENDIAN.encode()).decode("ascii"),
+        },
+    )
+    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return xml

@@ -1,0 +1,297 @@
+"""The audit trail: one structured record per query, written off the event loop.
+
+Theory of operation. The QueryService's hook (``ops.hooks``) hands every answered query
+to ``AuditTrail.submit``, which only puts it on a bounded queue: the event loop never
+waits for a disk or a network. One writer thread takes records off the queue in
+batches, turns each into its output form and writes it to every sink:
+
+- ``audit_file``: one JSON object per line, appended with ``O_APPEND`` (one ``write``
+  per batch, so several worker processes can share the file);
+- ``audit_syslog``: the same JSON as a syslog message, or, with ``audit_atna``, a DICOM
+  audit message (PS3.15 A.5.3.10 "Query", built by ``ops.atna``).
+
+Patient IDs are written as ``sha256:`` + HMAC-SHA256 under a secret key unless
+``audit_patient_id = "clear"``: the trail can then show that the same patient was
+queried again, and an operator who knows an ID can find its records
+(``hash_patient_id``), but the file itself names nobody. The key comes from
+``audit_secret_file``, or from a per-install file created on first use. Issuer, AE
+titles and addresses are not patient data and stay in clear.
+
+If the queue is full (the sinks are slower than the queries) the record is dropped and
+counted (``rpi_audit_records_dropped_total``) rather than slowing the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import queue
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from platformdirs import user_data_dir
+
+from rpi_async.errors import ConfigError
+from rpi_async.ops.syslog import SEVERITY_INFO, SEVERITY_NOTICE, SyslogSender
+
+log = logging.getLogger("rpi_async.audit")
+
+QUEUE_SIZE = 10_000
+BATCH = 256
+KEY_FILE_NAME = "audit.key"
+HASH_PREFIX = "sha256:"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAudit:
+    """What is known about one answered query. ``patient_id`` is still in clear here."""
+
+    time: float  # seconds since the epoch
+    calling_ae: str
+    called_ae: str
+    peer_address: str
+    peer_port: int
+    sop: str  # SOP class name: general, breast, cardiac
+    sop_class_uid: str
+    template: str | None
+    patient_id: str | None
+    issuer: str | None
+    status: int | None  # None: the query was interrupted (timed out, aborted)
+    duration: float  # seconds
+
+
+def default_key_path() -> Path:
+    return Path(user_data_dir("rpi-async", appauthor=False)) / KEY_FILE_NAME
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The HMAC key in ``path`` (hex), created atomically with 32 random bytes if absent."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = _create_key(path)
+    except OSError as exc:
+        raise ConfigError(f"audit key {path} cannot be read: {exc.strerror}") from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = text.encode()
+    if len(key) < 16:
+        raise ConfigError(f"audit key {path} is too short: use at least 16 random bytes")
+    return key
+
+
+def _create_key(path: Path) -> str:
+    text = secrets.token_hex(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        try:
+            os.link(tmp, path)  # atomic, and fails if another process made it first
+        except FileExistsError:
+            text = path.read_text().strip()
+        finally:
+            tmp.unlink()
+    except OSError as exc:
+        raise ConfigError(f"audit key {path} cannot be created: {exc.strerror}") from None
+    log.info("created audit key %s", path)
+    return text
+
+
+def hash_patient_id(key: bytes, patient_id: str) -> str:
+    """``sha256:`` + hex HMAC-SHA256 of the patient ID (UTF-8) under ``key``."""
+    digest = hmac.new(key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return HASH_PREFIX + digest
+
+
+class PatientIdPolicy:
+    """Hash (default) or keep patient IDs in clear."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self.key = key  # None: in clear
+
+    def __call__(self, patient_id: str | None) -> str | None:
+        if patient_id is None or self.key is None:
+            return patient_id
+        return hash_patient_id(self.key, patient_id)
+
+
+def record_dict(item: QueryAudit, patient_id: str | None) -> dict[str, object]:
+    """The JSON form of one record (``patient_id`` already hashed or not)."""
+    stamp = datetime.fromtimestamp(item.time, UTC).isoformat(timespec="milliseconds")
+    return {
+        "time": stamp.replace("+00:00", "Z"),
+        "event": "query",
+        "calling_ae": item.calling_ae,
+        "called_ae": item.called_ae,
+        "peer": item.peer_address,
+        "peer_port": item.peer_port,
+        "sop": item.sop,
+        "template": item.template,
+        "patient_id": patient_id,
+        "issuer": item.issuer,
+        "status": None if item.status is None else f"{item.status:04X}",
+        "duration_ms": round(item.duration * 1000, 3),
+    }
+
+
+class AuditSink(Protocol):
+    def write(self, batch: Sequence[tuple[QueryAudit, dict[str, object]]]) -> None: ...
+
+    def reopen(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """JSON lines appended to a file; ``reopen`` after log rotation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise ConfigError(f"audit file {self.path} cannot be opened: {exc.strerror}") from None
+
+    def write(self, batch: Sequence[tuple[QueryAudit, dict[str, object]]]) -> None:
+        if self._fd is None:
+            self._open()
+        assert self._fd is not None
+        data = "".join(json.dumps(d, ensure_ascii=False) + "\n" for _, d in batch).encode()
+        while data:
+            written = os.write(self._fd, data)
+            data = data[written:]
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+class SyslogSink:
+    """Each record as one syslog message: JSON, or a DICOM audit message (ATNA)."""
+
+    def __init__(self, sender: SyslogSender, *, atna_source: str | None = None) -> None:
+        self.sender = sender
+        self.atna_source = atna_source  # None: JSON messages
+
+    def write(self, batch: Sequence[tuple[QueryAudit, dict[str, object]]]) -> None:
+        if self.atna_source is None:
+            for _, d in batch:
+                self.sender.send(
+                    json.dumps(d, ensure_ascii=False).encode(),
+                    severity=SEVERITY_INFO,
+                    msgid="rpi-audit",
+                )
+            return
+        from rpi_async.ops.atna import ATNA_MSGID, query_message
+
+        for item, d in batch:
+            xml = query_message(item, d.get("patient_id"), source_id=self.atna_source)  # type: ignore[arg-type]
+            self.sender.send(xml, severity=SEVERITY_NOTICE, msgid=ATNA_MSGID)
+
+    def reopen(self) -> None:
+        self.sender.close()
+
+    def close(self) -> None:
+        self.sender.close()
+
+
+_STOP = object()
+_REOPEN = object()
+
+
+class AuditTrail:
+    """A bounded queue and one writer thread feeding the sinks."""
+
+    def __init__(
+        self,
+        sinks: Sequence[AuditSink],
+        patient_ids: PatientIdPolicy,
+        *,
+        queue_size: int = QUEUE_SIZE,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.patient_ids = patient_ids
+        self.written = 0
+        self.dropped = 0
+        self.failed = 0
+        self._queue: queue.Queue[object] = queue.Queue(queue_size)
+        self._thread = threading.Thread(target=self._run, name="rpi-async-audit", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: QueryAudit) -> None:
+        """Queue one record; never blocks (a full queue drops and counts it)."""
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("audit queue full: %d records dropped so far", self.dropped)
+
+    def reopen(self) -> None:
+        """Reopen the audit file (after rotation) and syslog connections."""
+        self._queue.put(_REOPEN)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the writer."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        for sink in self.sinks:
+            sink.close()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(items) < BATCH:
+                    items.append(self._queue.get_nowait())
+            batch: list[tuple[QueryAudit, dict[str, object]]] = []
+            stop = False
+            for item in items:
+                if item is _STOP:
+                    stop = True
+                elif item is _REOPEN:
+                    self._write(batch)
+                    batch = []
+                    for sink in self.sinks:
+                        with contextlib.suppress(Exception):
+                            sink.reopen()
+                elif isinstance(item, QueryAudit):
+                    batch.append((item, record_dict(item, self.patient_ids(item.patient_id))))
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[QueryAudit, dict[str, object]]]) -> None:
+        if not batch:
+            return
+        for sink in self.sinks:
+            try:
+                sink.write(batch)
+            except Exception as exc:  # a sink failing must not stop the others
+                self.failed += len(batch)
+                log.error("audit records not written to %s: %s", type(sink).__name__, exc)
+        self.written += len(batch)

@@ -1,0 +1,169 @@
+"""Syslog output for the audit trail: message formats and blocking senders.
+
+Theory of operation. Network targets get RFC 5424 messages: ``<PRI>1 TIMESTAMP HOST APP
+PROCID MSGID - MSG``, MSG starting with the UTF-8 BOM. Over UDP each message is one
+datagram (RFC 5426); over TCP each is framed by octet counting, ``LEN SP MSG`` (RFC 6587
+§3.4.1, the framing RFC 5425 uses over TLS). A local socket (``/dev/log``) gets the
+short form the C library's ``syslog(3)`` sends, ``<PRI>Mmm dd hh:mm:ss APP[PID]: MSG``,
+which every local daemon parses. DICOM audit messages use facility 10
+(security/authorization) and severity 5 (notice), PRI 85, and MSGID ``DICOM+RFC3881``
+(PS3.15 A.6, A.7).
+
+Senders block; they run in the audit writer's thread, never on the event loop. TCP
+reconnects once per message after a failure; a message that still cannot be sent
+raises OSError, which the writer counts and logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+FACILITY_AUTHPRIV = 10  # security/authorization messages (RFC 5424 Table 1)
+SEVERITY_NOTICE = 5
+SEVERITY_INFO = 6
+DEFAULT_PORTS = {"udp": 514, "tcp": 601}
+BOM = b"\xef\xbb\xbf"
+APP_NAME = "rpi-async"
+MAX_UDP_MESSAGE = 65000
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogTarget:
+    """Where syslog messages go: ``udp``/``tcp`` to host:port, or ``unix`` to a path."""
+
+    transport: str
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        if self.transport == "unix":
+            return self.path
+        return f"{self.transport}://{self.host}:{self.port}"
+
+
+def parse_syslog_target(text: str) -> SyslogTarget:
+    """``udp://HOST[:PORT]``, ``tcp://HOST[:PORT]``, ``unix:PATH`` or an absolute path."""
+    text = text.strip()
+    if text.startswith("/"):
+        return SyslogTarget("unix", path=text)
+    if text.startswith("unix:"):
+        path = text[len("unix:") :].removeprefix("//")
+        if not path.startswith("/"):
+            raise ValueError(f"{text!r}: a unix socket needs an absolute path")
+        return SyslogTarget("unix", path=path)
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in DEFAULT_PORTS:
+        raise ValueError(f"{text!r}: use udp://HOST:PORT, tcp://HOST:PORT or /dev/log")
+    if rest.startswith("["):  # [IPv6]:port
+        host, _, tail = rest[1:].partition("]")
+        port_text = tail.removeprefix(":")
+    else:
+        host, _, port_text = rest.partition(":")
+    if not host:
+        raise ValueError(f"{text!r}: no host")
+    try:
+        port = int(port_text) if port_text else DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise ValueError(f"{text!r}: {port_text!r} is not a port") from None
+    if not 0 < port <= 65535:
+        raise ValueError(f"{text!r}: {port} is not a port")
+    return SyslogTarget(scheme, host=host, port=port)
+
+
+def rfc5424(
+    message: bytes,
+    *,
+    severity: int,
+    msgid: str,
+    when: datetime | None = None,
+    hostname: str | None = None,
+    facility: int = FACILITY_AUTHPRIV,
+) -> bytes:
+    """One RFC 5424 SYSLOG-MSG with ``message`` as its UTF-8 MSG."""
+    when = when or datetime.now(UTC)
+    stamp = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    host = (hostname or socket.gethostname() or "-")[:255].replace(" ", "_")
+    header = f"<{facility * 8 + severity}>1 {stamp} {host} {APP_NAME} {os.getpid()} {msgid} -"
+    return header.encode("ascii", "replace") + b" " + BOM + message
+
+
+def local_form(message: bytes, *, severity: int, facility: int = FACILITY_AUTHPRIV) -> bytes:
+    """The ``syslog(3)`` form for a local socket such as ``/dev/log``."""
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime())
+    return f"<{facility * 8 + severity}>{stamp} {APP_NAME}[{os.getpid()}]: ".encode() + message
+
+
+def octet_counted(message: bytes) -> bytes:
+    """RFC 6587 octet-counting frame: ``LEN SP MSG``."""
+    return b"%d " % len(message) + message
+
+
+class SyslogSender:
+    """Sends whole messages to one target. Blocking; use from one thread."""
+
+    def __init__(self, target: SyslogTarget, *, timeout: float = 5.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+
+    def format(self, message: bytes, *, severity: int, msgid: str) -> bytes:
+        if self.target.transport == "unix":
+            return local_form(message, severity=severity)
+        return rfc5424(message, severity=severity, msgid=msgid)
+
+    def send(self, message: bytes, *, severity: int = SEVERITY_INFO, msgid: str = "-") -> None:
+        data = self.format(message, severity=severity, msgid=msgid)
+        if self.target.transport == "tcp":
+            data = octet_counted(data)
+        elif self.target.transport == "udp" and len(data) > MAX_UDP_MESSAGE:
+            data = data[:MAX_UDP_MESSAGE]  # RFC 5426 §3.2: truncate rather than fragment
+        try:
+            self._send(data)
+        except OSError:
+            self.close()
+            self._send(data)  # once more on a fresh socket; raises if that fails too
+
+    def _send(self, data: bytes) -> None:
+        sock = self._sock or self._connect()
+        if self.target.transport == "tcp":
+            sock.sendall(data)
+        else:
+            sock.send(data)
+
+    def _connect(self) -> socket.socket:
+        t = self.target
+        if t.transport == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.connect(t.path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EPROTOTYPE:  # a stream socket: connect as one
+                    raise
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(t.path)
+        else:
+            kind = socket.SOCK_STREAM if t.transport == "tcp" else socket.SOCK_DGRAM
+            family, _, _, _, address = socket.getaddrinfo(t.host, t.port, type=kind)[0]
+            sock = socket.socket(family, kind)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(address)
+            except OSError:
+                sock.close()
+                raise
+        self._sock = sock
+        return sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
