@@ -61,6 +61,7 @@ class Server:
         self.address: tuple[str, int] | None = None
         self.metrics_address: tuple[str, int] | None = None
         self.audit: AuditTrail | None = None
+        self.access: AccessPolicy | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,6 +89,7 @@ class Server:
         """Open the store and start listening; returns once the port is bound."""
         s = self.settings
         access = AccessPolicy.from_settings(s.allowed_calling_aes, s.max_associations_per_peer)
+        self.access = access
         ssl_context = _tls_context(s)
         self.store = await PatientStore.open(self.db_path, readers=s.store_readers)
         try:
