@@ -27,8 +27,10 @@ the right result/source/reason, triggers EVT_REJECTED and ends the association, 
 as pynetdicom's own ``ACSE._negotiate_as_acceptor`` does for its built-in checks.
 
 TLS. The accepted socket is wrapped without a handshake (``do_handshake_on_connect=
-False``): the handshake then runs in the association's own thread on its first read,
-not in the single accepting thread, so a slow client cannot stall everyone's accept.
+False``) and the handshake runs in the connection's own thread, bounded by
+``acse_timeout``, before pynetdicom sees the connection: a slow client cannot stall the
+single accepting thread, and a failed handshake closes the socket at once instead of
+leaving an association waiting for an A-ASSOCIATE-RQ that will never come.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ import asyncio
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pydicom.config
 from pydicom.dataset import Dataset
@@ -93,9 +96,23 @@ class _Server(ThreadedAssociationServer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         context = self.ssl_context
         if context is not None:
-            sock.settimeout(self.handshake_timeout)
             sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, address
+
+    def process_request_thread(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """In the connection's thread: finish the TLS handshake, then serve it."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(self.handshake_timeout)
+                request.do_handshake()
+                request.settimeout(None)
+            except (OSError, ValueError) as exc:
+                log.info("TLS handshake with %s failed: %s", client_address[0], exc)
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
 
 
 class PynetdicomEngine:

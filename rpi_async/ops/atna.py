@@ -19,8 +19,9 @@ schema of PS3.15 A.5.1 (the DICOM form of RFC 3881, coded values as ``csd-code``
   class UID, and ParticipantObjectQuery, the base64 of the query's keys encoded in
   Explicit VR Little Endian, named in ParticipantObjectDetail ``TransferSyntax``.
 
-The query object carries the Patient ID as the audit trail is configured: hashed
-(``sha256:...``) by default, in clear only with ``audit_patient_id = "clear"``.
+The query object carries the Patient ID as the audit trail is configured: hashed by
+default (the 64 hex digits of the HMAC, without the ``sha256:`` prefix, so the value
+fits the LO VR), in clear only with ``audit_patient_id = "clear"``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
 from rpi_async.dicom.status import FindStatus
-from rpi_async.ops.audit import QueryAudit
+from rpi_async.ops.audit import HASH_PREFIX, QueryAudit
 
 ATNA_MSGID = "DICOM+RFC3881"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -68,7 +69,8 @@ def outcome(status: int | None) -> str:
 def encoded_query(item: QueryAudit, patient_id: str | None) -> bytes:
     """The query keys we audit, as an Explicit VR Little Endian data set."""
     ds = Dataset()
-    ds.PatientID = patient_id or ""
+    # A hashed ID goes in without its "sha256:" prefix: 64 hex digits fit the LO VR.
+    ds.PatientID = (patient_id or "").removeprefix(HASH_PREFIX)
     if item.issuer:
         ds.IssuerOfPatientID = item.issuer
     if item.template:
