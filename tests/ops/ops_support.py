@@ -74,7 +74,7 @@ def raw_associate(
 def reject_fields(assoc: Association) -> tuple[int, int, int]:
     prim = assoc.acceptor.primitive
     assert prim is not None
-    return int(prim.result), int(prim.result_source), int(prim.diagnostic)
+    return int(prim.result or 0), int(prim.result_source or 0), int(prim.diagnostic or 0)
 
 
 def dcmtk(tool: str) -> str | None:
