@@ -450,7 +450,7 @@ def parse_patient_rows(value: object) -> PatientRows:
     """
     patient_id, issuer, name, birth_date, sex, other_ids = _head(value)
     assert isinstance(value, dict)  # checked by _head
-    facts = [row for _, _, row in section_fields(value.get("sections"))]
+    facts = _section_rows(value.get("sections"))
     return PatientRows(patient_id, issuer, name, birth_date, sex, other_ids, facts)
 
 
@@ -491,8 +491,11 @@ def _other_ids(value: object) -> tuple[OtherPatientId, ...]:
     return tuple(out)
 
 
-def section_fields(value: object) -> SectionFields:
-    """(section, fact fields, encoded row) of a document's ``sections``, in Section order."""
+_SECTION_ORDER = tuple((s, s.value, f"sections.{s.value}") for s in Section)
+
+
+def _section_lists(value: object) -> list[tuple[Section, str, list[Any]]]:
+    """(section, field path, fact list) of a document's ``sections``, in Section order."""
     if value is None:
         return []
     if not isinstance(value, dict):
@@ -500,17 +503,36 @@ def section_fields(value: object) -> SectionFields:
     if not value.keys() <= SECTION_NAMES:
         extra = sorted(value.keys() - SECTION_NAMES)[0]
         raise DocumentError(f"sections.{extra}", "unknown section")
-    out: SectionFields = []
-    for section in Section:  # a fixed order, whatever the order of the keys
-        items = value.get(section.value)
+    out = []
+    for section, name, field in _SECTION_ORDER:  # a fixed order, whatever the key order
+        items = value.get(name)
         if items is None:
             continue
-        field = f"sections.{section.value}"
         if not isinstance(items, list):
             raise DocumentError(field, f"expected an array, got {_kind(items)}")
+        out.append((section, field, items))
+    return out
+
+
+def section_fields(value: object) -> SectionFields:
+    """(section, fact fields, encoded row) of a document's ``sections``, in Section order."""
+    out: SectionFields = []
+    for section, field, items in _section_lists(value):
         for i, item in enumerate(items):
             try:
                 out.append((section, *encoded_fact(section, item)))
+            except DocumentError as exc:
+                raise _within(f"{field}[{i}]", exc) from None
+    return out
+
+
+def _section_rows(value: object) -> list[EncodedFact]:
+    """The encoded rows of ``section_fields``, without the rest (the bulk-import path)."""
+    out: list[EncodedFact] = []
+    for section, field, items in _section_lists(value):
+        for i, item in enumerate(items):
+            try:
+                out.append(encoded_fact(section, item)[1])
             except DocumentError as exc:
                 raise _within(f"{field}[{i}]", exc) from None
     return out
