@@ -1,7 +1,7 @@
 """Patient store latency: lookup, and lookup + SR rendering, against the population size.
 
     python -m benchmarks.store_latency --patients 1000 1000000 [--lookups 5000] [--seed 0]
-    python -m benchmarks.store_latency --import-patients 100000
+    python -m benchmarks.store_latency --import-patients 100000 [--max-facts 20] --patients
 
 For each population size, a demo database is generated once and cached under
 ``benchmarks/out/store/`` (the time it took is printed), then ``--lookups`` random
@@ -9,14 +9,17 @@ patients are looked up one after another through ``PatientStore.lookup`` (a read
 aiosqlite pool), and again with the record rendered as the TID 9007 response identifier
 (``rpi_async.sr.render.render_identifier``). Medians and 99th percentiles are printed and
 written to ``benchmarks/out/store/latency.json``. With ``--import-patients N``, N demo
-patients are exported to NDJSON and the time of ``rpi-async db import``'s library path
-(parse, validate, write in one transaction) is measured on a fresh database.
+patients (at most ``--max-facts`` facts each) are exported to NDJSON once, and the time of
+``rpi-async db import``'s library path (parse, validate, write in one transaction) is
+measured on a fresh database. Delete ``benchmarks/out/store/`` after changing the demo
+generator: cached files are keyed by size and seed only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import json
 import os
@@ -159,19 +162,23 @@ def run_latency(patients: int, lookups: int, seed: int) -> Result:
     return Result(patients, lookups, lookup_med, lookup_p99, render_med, render_p99, build)
 
 
-def _export(path: Path, patients: int, seed: int) -> None:
+def _export(path: Path, patients: int, seed: int, max_facts: int | None) -> None:
     with path.open("w", encoding="utf-8") as fh:
-        for record in demo.generate(patients, seed):
+        for generated in demo.generate(patients, seed):
+            record = generated
+            if max_facts is not None:
+                record = dataclasses.replace(generated, facts=generated.facts[:max_facts])
             fh.write(json.dumps(record_to_json(record), separators=(",", ":")))
             fh.write("\n")
 
 
-def run_import(patients: int, seed: int) -> dict[str, Any]:
+def run_import(patients: int, seed: int, max_facts: int | None) -> dict[str, Any]:
     OUT.mkdir(parents=True, exist_ok=True)
-    source = OUT / f"import-{patients}-seed{seed}.ndjson"
+    trimmed = "" if max_facts is None else f"-max{max_facts}"
+    source = OUT / f"import-{patients}-seed{seed}{trimmed}.ndjson"
     if not source.exists():
         print(f"  exporting {patients:,} demo patients to {source}", file=sys.stderr)
-        _export(source, patients, seed)
+        _export(source, patients, seed, max_facts)
     db = OUT / "import-target.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -221,10 +228,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lookups", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--import-patients", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--max-facts", type=int, default=None, help="keep at most this many facts per patient"
+    )
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"machine": _machine()}
     if args.import_patients:
-        result = run_import(args.import_patients, args.seed)
+        result = run_import(args.import_patients, args.seed, args.max_facts)
         report["import"] = result
         print(
             f"import: {result['patients']:,} patients, {result['facts']:,} facts, "
