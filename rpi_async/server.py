@@ -236,15 +236,16 @@ class Server:
     async def run(self, *, announce: bytes | None = None) -> None:
         """Serve until SIGINT or SIGTERM (SIGHUP: reload). ``announce`` goes to stdout."""
         loop = asyncio.get_running_loop()
-        await self.start()
-        if announce is not None:
-            sys.stdout.buffer.write(announce)
-            sys.stdout.buffer.flush()
+        # Handlers first: a signal that arrives while starting must not kill the process.
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        await self.start()
+        if announce is not None:
+            sys.stdout.buffer.write(announce)
+            sys.stdout.buffer.flush()
         await self.wait_closed()
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -252,6 +253,9 @@ class Server:
         self.stop()
 
     def _on_reload_signal(self) -> None:
+        if not self._ready.is_set():
+            log.warning("received SIGHUP while starting: ignored")
+            return
         log.info("received SIGHUP: reopening the database %s", self.db_path)
         self._spawn(self.reload())
 

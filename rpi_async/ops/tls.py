@@ -42,4 +42,3 @@ def server_context(
             raise ConfigError(f"cannot load TLS CA file {ca}: {exc}") from None
         ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     return ctx
-
