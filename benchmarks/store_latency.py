@@ -35,7 +35,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from rpi_async.store import demo, importer, schema
+from rpi_async.store import bulk, demo, importer, schema
 from rpi_async.store.document import record_to_json
 from rpi_async.store.model import PatientRecord
 from rpi_async.store.reader import PatientStore
@@ -185,7 +185,8 @@ def run_import(patients: int, seed: int, max_facts: int | None) -> dict[str, Any
     conn = schema.connect_writer(db, create=True)
     try:
         wall, cpu = time.perf_counter(), time.process_time()
-        summary = importer.import_file(conn, source)
+        with bulk.first_load(conn, new_database=True):  # as 'rpi-async db import --create'
+            summary = importer.import_file(conn, source)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         conn.close()

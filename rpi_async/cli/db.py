@@ -24,7 +24,7 @@ from rich.progress import (
 
 from rpi_async.cli import app, fail
 from rpi_async.errors import RpiError
-from rpi_async.store import demo, dicom_import, importer, schema, writer
+from rpi_async.store import bulk, demo, dicom_import, importer, schema, writer
 from rpi_async.store.paths import default_db_path
 
 db_app = typer.Typer(
@@ -110,7 +110,11 @@ def import_(
         path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        with _writer(path, create=create) as conn, _progress("importing", counts=False) as bar:
+        with (
+            _writer(path, create=create) as conn,
+            bulk.first_load(conn, new_database=not existed),
+            _progress("importing", counts=False) as bar,
+        ):
             summary = importer.import_file(conn, file, progress=bar)
     except RpiError as exc:
         if not existed:
@@ -178,7 +182,11 @@ def demo_(
     total = patients + 2
 
     try:
-        with _writer(path, create=True) as conn, _progress("generating", counts=True) as bar:
+        with (
+            _writer(path, create=True) as conn,
+            bulk.first_load(conn, new_database=not existed),
+            _progress("generating", counts=True) as bar,
+        ):
             written = demo.populate(conn, patients, seed, progress=lambda n: bar(n, total))
     except BaseException:
         if not existed:

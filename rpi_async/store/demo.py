@@ -32,8 +32,8 @@ from pydicom.sr._cid_dict import cid_concepts
 from pydicom.sr._concepts_dict import concepts
 
 from rpi_async.dicom.codes import Code
+from rpi_async.store import bulk, schema, writer
 from rpi_async.store import demo_data as d
-from rpi_async.store import schema, writer
 from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
 
 T = TypeVar("T")
@@ -465,8 +465,10 @@ def create_demo_database(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Create the database at ``path`` if needed and write the demo population into it."""
+    new_database = not path.exists()
     conn = schema.connect_writer(path, create=True)
     try:
-        return populate(conn, patients, seed, progress=progress)
+        with bulk.first_load(conn, new_database=new_database):
+            return populate(conn, patients, seed, progress=progress)
     finally:
         conn.close()

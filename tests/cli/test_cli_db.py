@@ -92,6 +92,11 @@ def test_import_example_with_create(tmp_path: Path) -> None:
     assert code == 0, err
     assert out.startswith("imported 4 patients (")
     assert _patients(db) == 4
+    conn = sqlite3.connect(db)
+    try:  # loaded with a rollback journal, then back in WAL mode for readers
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
 
 
 def test_import_needs_create_for_a_new_database(tmp_path: Path) -> None:
