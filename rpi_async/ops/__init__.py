@@ -5,5 +5,6 @@
 - ``hooks``: the per-query hook the QueryService calls (shedding, latency, audit);
 - ``metrics`` / ``http``: Prometheus metrics, ``/healthz`` and ``/readyz``;
 - ``audit`` / ``atna`` / ``syslog``: the audit trail (JSON lines, DICOM audit messages);
-- ``tls``: the server's TLS context (DICOM TLS, PS3.15 Annex B).
+- ``tls``: the server's TLS context (DICOM TLS, PS3.15 Annex B);
+- ``setup``: builds the audit trail from Settings.
 """

@@ -272,6 +272,22 @@ def test_atna_over_tcp_syslog_with_octet_counting(tcp_listener: socket.socket) -
         assert event_id.get("csd-code") == "110112"
 
 
+def test_json_to_a_local_syslog_socket(tmp_path: Path) -> None:
+    path = tmp_path / "log.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        server.settimeout(10)
+        sender = SyslogSender(parse_syslog_target(str(path)))
+        trail = AuditTrail([SyslogSink(sender)], PatientIdPolicy(None))
+        trail.submit(record())
+        data = server.recv(65535)
+        trail.close()
+    prefix, _, message = data.partition(b": ")
+    assert prefix.startswith(b"<86>")
+    assert prefix.endswith(f"rpi-async[{os.getpid()}]".encode())
+    assert json.loads(message)["patient_id"] == "P0001"  # audit_patient_id = "clear"
+
+
 @pytest.mark.network
 @HOOK_PENDING
 def test_records_for_real_queries(sample_db: Path, engine: str, tmp_path: Path) -> None:
