@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,3 +164,17 @@ def server(sample_db: Path, engine: str) -> Iterator[RunningServer]:
         yield running
     finally:
         thread.stop()
+
+
+def dcmtk(tool: str) -> str | None:
+    """The DCMTK binary ``tool`` (pynetdicom installs Python apps of the same names)."""
+    candidates = [shutil.which(tool), f"/usr/bin/{tool}"]
+    for path in candidates:
+        if path is None or not Path(path).exists():
+            continue
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, timeout=30, check=False, text=True
+        )
+        if "dcmtk" in (out.stdout + out.stderr).lower():
+            return path
+    return None

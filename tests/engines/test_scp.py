@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ from pydicom.dataset import Dataset
 from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import SopClass
-from tests.conftest import RunningServer, ServerThread, server_settings
+from tests.conftest import RunningServer, ServerThread, dcmtk, server_settings
 from tests.engines.raw_peer import RawPeer
 from tests.engines.scu_tools import associate
 
@@ -190,11 +189,11 @@ def test_echo(server: RunningServer) -> None:
 
 
 @pytest.mark.dcmtk
-@pytest.mark.skipif(shutil.which("echoscu") is None, reason="DCMTK echoscu not installed")
+@pytest.mark.skipif(dcmtk("echoscu") is None, reason="DCMTK echoscu not installed")
 def test_dcmtk_echoscu(server: RunningServer) -> None:
     env = {**os.environ, "TCP_NODELAY": "1"}
     ok = subprocess.run(
-        ["echoscu", "-aec", "RPI_SCP", server.host, str(server.port)],
+        [str(dcmtk("echoscu")), "-aec", "RPI_SCP", server.host, str(server.port)],
         env=env,
         capture_output=True,
         timeout=30,
@@ -202,7 +201,7 @@ def test_dcmtk_echoscu(server: RunningServer) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     wrong = subprocess.run(
-        ["echoscu", "-aec", "NOT_US", server.host, str(server.port)],
+        [str(dcmtk("echoscu")), "-aec", "NOT_US", server.host, str(server.port)],
         env=env,
         capture_output=True,
         timeout=30,

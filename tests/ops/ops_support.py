@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import shutil
-import subprocess
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -75,17 +72,3 @@ def reject_fields(assoc: Association) -> tuple[int, int, int]:
     prim = assoc.acceptor.primitive
     assert prim is not None
     return int(prim.result or 0), int(prim.result_source or 0), int(prim.diagnostic or 0)
-
-
-def dcmtk(tool: str) -> str | None:
-    """The DCMTK binary ``tool`` (pynetdicom installs Python apps of the same names)."""
-    candidates = [shutil.which(tool), f"/usr/bin/{tool}"]
-    for path in candidates:
-        if path is None or not Path(path).exists():
-            continue
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, timeout=30, check=False, text=True
-        )
-        if "dcmtk" in (out.stdout + out.stderr).lower():
-            return path
-    return None

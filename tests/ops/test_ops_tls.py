@@ -14,9 +14,9 @@ import pytest
 from rpi_async.config import Settings
 from rpi_async.errors import ConfigError
 from rpi_async.ops.tls import server_context
-from tests.conftest import RunningServer, server_settings
+from tests.conftest import RunningServer, dcmtk, server_settings
 from tests.ops.ops_certs import Pki, make_pki
-from tests.ops.ops_support import OpsServerThread, dcmtk, raw_associate
+from tests.ops.ops_support import OpsServerThread, raw_associate
 
 pytestmark = pytest.mark.network
 ECHOSCU = dcmtk("echoscu")
