@@ -208,7 +208,7 @@ def test_dcmtk_echoscu(server: RunningServer) -> None:
         check=False,
     )
     assert wrong.returncode != 0
-    assert b"called ae title not recognised" in (wrong.stdout + wrong.stderr).lower()
+    assert b"called ae title not recogni" in (wrong.stdout + wrong.stderr).lower()
 
 
 def test_wrong_called_ae_is_rejected(server: RunningServer) -> None:
