@@ -243,6 +243,8 @@ def _parsed(
 ) -> Iterator[R]:
     total, documents = raw_documents(path)
     seen: dict[tuple[str, str], int] = {}
+    # A progress bar redraws at most a few times a second: report every 1/1000th.
+    step, next_report = max(total // 1000, 1), 0
     for raw in documents:
         try:
             record = parse(raw.value)
@@ -255,8 +257,9 @@ def _parsed(
                 path,
                 f"{_describe(raw)}: same patient_id and issuer as record {first}",
             )
-        if progress is not None:
+        if progress is not None and raw.offset >= next_report:
             progress(raw.offset, total)
+            next_report = raw.offset + step
         yield record
     if progress is not None:
         progress(total, total)
