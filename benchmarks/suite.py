@@ -68,6 +68,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, help="per-association timeout (5; quick 3)")
     parser.add_argument("--queries-per-association", type=int, default=1)
     parser.add_argument("--patients", type=int, default=1000, help="demo patients (1000)")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="use this existing demo database (rpi-async db demo) instead of building one;"
+        " --patients must say how many demo patients it holds",
+    )
+    parser.add_argument(
+        "--file-patients",
+        type=int,
+        help="patients given as DICOM files to the file-based servers (toy, Orthanc,"
+        " dcmqrscp); default: all, at most 2000",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args(argv)
     args.levels = _levels(args.concurrency, QUICK_LEVELS if args.quick else FULL_LEVELS, parser)
@@ -113,11 +125,18 @@ def plan_for(model: QueryModel, patients: int) -> QueryPlan:
     )
 
 
-def prepare_workspace(root: Path, patients: int) -> Workspace:
-    records = population.demo_records(patients)
-    db = population.build_database(root / "demo.sqlite3", records)
-    files = population.write_instances(root / "instances", records)
-    return Workspace(root=root, db=db, files=files, patients=patients)
+def prepare_workspace(
+    root: Path, patients: int, file_patients: int, db: Path | None = None
+) -> Workspace:
+    """The SQLite population (built, or ``db`` reused) and the first N as DICOM files."""
+    if db is None:
+        records = population.demo_records(patients)
+        db = population.build_database(root / "demo.sqlite3", records)
+        file_records = records[:file_patients] + records[patients:]  # + the DEMO-DUP pair
+    else:
+        file_records = population.demo_records(file_patients)
+    files = population.write_instances(root / "instances", file_records)
+    return Workspace(root=root, db=db, files=files, patients=patients, file_patients=file_patients)
 
 
 def run_server(
@@ -129,7 +148,7 @@ def run_server(
     logs_dir: Path,
 ) -> list[dict[str, Any]]:
     """Every concurrency level against one server; raises ServerUnavailable to skip it."""
-    plan = plan_for(spec.model, ws.patients)
+    plan = plan_for(spec.model, spec.population(ws))
     results: list[dict[str, Any]] = []
     with ServerProcess(spec, ws, logs_dir / f"{spec.name}.log") as server:
         probe_config = generator.BenchConfig(
@@ -213,7 +232,9 @@ def summary_markdown(
         f"- Each run: closed loop, {args.warmup:g} s warm-up (not counted) + "
         f"{args.duration:g} s measured, per-association timeout {args.timeout:g} s; each "
         f"association = connect, associate, {args.queries_per_association} C-FIND, release",
-        f"- Patients: {args.patients} demo patients + DEMO-DUP (two issuers); mix {MIX}",
+        f"- Patients: {args.patients} demo patients in SQLite (rpi-async, pynetdicom-sqlite),"
+        f" {args.file_patients or min(args.patients, 2000)} as DICOM files (toy, Orthanc,"
+        f" dcmqrscp), + DEMO-DUP (two issuers); hits drawn uniformly; mix {MIX}",
         "- Latency is per association (connect to release), in ms; assoc/s counts "
         "associations completed without error",
         "",
@@ -276,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="rpi-bench-") as tmp:
-        print(f"building the demo population ({args.patients} patients) ...", flush=True)
-        ws = prepare_workspace(Path(tmp), args.patients)
+        file_patients = args.file_patients or min(args.patients, 2000)
+        print(
+            f"demo population: {args.patients} patients in SQLite"
+            f" ({args.db or 'built now'}), {file_patients} as DICOM files ...",
+            flush=True,
+        )
+        ws = prepare_workspace(Path(tmp), args.patients, file_patients, args.db)
         with asyncio.Runner(loop_factory=_loop_factory) as runner:
             for name in args.names:
                 spec = SERVERS[name]

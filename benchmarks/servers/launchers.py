@@ -48,7 +48,8 @@ class Workspace:
     root: Path
     db: Path
     files: Path
-    patients: int
+    patients: int  # in the SQLite database
+    file_patients: int  # as DICOM files (toy, Orthanc, dcmqrscp): the first N of them
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class ServerSpec:
     requires: tuple[str, ...] = ()
     load: Callable[[Workspace, int, Path], None] | None = None
     note: str = ""
+    uses_files: bool = False  # serves the DICOM files, not the SQLite database
+
+    def population(self, ws: Workspace) -> int:
+        """How many demo patients this server holds (hits are drawn from them)."""
+        return ws.file_patients if self.uses_files else ws.patients
 
     def unavailable(self) -> str | None:
         """Why this server cannot run here, or None."""
@@ -139,6 +145,7 @@ SERVERS: dict[str, ServerSpec] = {
         "toy",
         _toy,
         ready_pattern="listening on",
+        uses_files=True,
         note="pynetdicom documentation's toy SCP: reads every file per query",
     ),
     "pynetdicom-sqlite": ServerSpec(
@@ -165,6 +172,7 @@ SERVERS: dict[str, ServerSpec] = {
         env=_PEER_ENV,
         requires=(peers.ORTHANC, "storescu"),
         load=_store_to(peers.ORTHANC_AE),
+        uses_files=True,
         note=f"Orthanc, patient-root C-FIND, DicomThreadsCount {peers.ORTHANC_DICOM_THREADS}",
     ),
     "dcmqrscp": ServerSpec(
@@ -175,6 +183,7 @@ SERVERS: dict[str, ServerSpec] = {
         env=_PEER_ENV,
         requires=("dcmqrscp", "storescu"),
         load=_store_to(peers.DCMQRSCP_AE),
+        uses_files=True,
         note="DCMTK dcmqrscp, patient-root C-FIND, a process per association",
     ),
 }
