@@ -1,156 +1,217 @@
-"""Read-only async access to the patient store.
+"""Read-only access to the patient store for the query path.
 
-Theory of operation: a fixed pool of aiosqlite connections, each opened read-only
-(``mode=ro``) and each with its own worker thread, serves lookups. A lookup is one SQL
-statement (patient row, facts and other IDs together) so it costs one thread hop and one
-B-tree descent on ``UNIQUE(patient_id, issuer)``, whatever the size of the database.
-When every connection is busy for longer than ``acquire_timeout`` the store reports itself
-unavailable, which the query service answers as A700 (out of resources).
+Theory of operation: a lookup is one SQL statement, a descent of the unique index on
+(patient_id, issuer) that returns the patient's columns, the compact copy of its facts
+(``patient.facts_doc``, see ``store.compact``) and its other patient IDs as a JSON array.
+Reading the 27-column fact rows instead would cost several times as much (one Python
+object per column value); it is only done for a patient without a usable compact copy.
+Connections map the database file into memory (``mmap_size``), so a lookup reads its
+few pages from the OS page cache without a system call per page.
+
+Such a lookup takes some tens of microseconds when the database is in the page cache,
+about what handing a query to another thread and back costs on its own (a queue, a
+thread wake-up and a ``call_soon_threadsafe``: 30-50 µs of CPU, measured with
+``benchmarks/query_path.py --threads``). So by default (``inline=True``) lookups run on
+the calling thread, the event loop's, on one read-only connection: no thread, no pool,
+no waiting. The price is that a read that misses the page cache blocks the loop for one
+disk read. With ``inline=False`` each lookup runs whole on one of ``readers`` connections,
+each with its own thread (one hop per lookup); when every connection stays busy for
+longer than ``acquire_timeout`` the store reports itself unavailable (A700, out of
+resources). ``lookup`` gives ``model.PatientRecord`` objects; the query path uses
+``lookup_compact`` and its light records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from rpi_async.errors import StoreError, StoreUnavailable
-from rpi_async.store import schema
-from rpi_async.store.codec import row_to_fact
+from rpi_async.store import compact, schema
+from rpi_async.store.compact import CompactFact, CompactPatient
 from rpi_async.store.model import OtherPatientId, PatientRecord
 
-_FACT_SELECT = ", ".join(f'f."{c}"' for c in schema.FACT_COLUMNS)
+log = logging.getLogger("rpi_async.store")
 
-_LOOKUP = f"""
-SELECT p.pk, p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.version,
+T = TypeVar("T")
+
+_LOOKUP = """
+SELECT p.pk, p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.version, p.facts_doc,
        (SELECT json_group_array(json_array(o.other_id, o.issuer, o.type_of_id))
-          FROM other_patient_id o WHERE o.patient_pk = p.pk) AS other_ids,
-       {_FACT_SELECT}
-  FROM (SELECT * FROM patient WHERE patient_id = ?1 AND (?2 IS NULL OR issuer = ?2)
-        ORDER BY pk LIMIT 2) AS p
-  LEFT JOIN fact f ON f.patient_pk = p.pk
- ORDER BY p.pk, f.seq
+          FROM other_patient_id o WHERE o.patient_pk = p.pk)
+  FROM patient p
+ WHERE p.patient_id = ?1 AND (?2 IS NULL OR p.issuer = ?2)
+ LIMIT 2
 """
+_FACTS = (
+    "SELECT "
+    + ", ".join(f'"{c}"' for c in schema.FACT_COLUMNS)
+    + " FROM fact WHERE patient_pk = ? ORDER BY seq"
+)
+_NO_OTHER_IDS = "[]"
+MMAP_BYTES = 1 << 30  # memory-mapped I/O of read-only connections, up to the file size
 
-_N_PATIENT_COLS = 8
+
+def lookup_compact_now(
+    conn: sqlite3.Connection, patient_id: str, issuer: str | None = None
+) -> list[CompactPatient]:
+    """The lookup itself, on the calling thread: at most two patients, in issuer order.
+
+    (Rows come in the order of the unique index: sorting by anything else would copy
+    every row, compact document included, through a temporary B-tree.)
+    """
+    patients: list[CompactPatient] = []
+    for pk, pid, iss, name, birth, sex, version, doc, others in conn.execute(
+        _LOOKUP, (patient_id, issuer)
+    ).fetchall():
+        other_ids: tuple[OtherPatientId, ...] = ()
+        if others != _NO_OTHER_IDS:
+            other_ids = tuple(OtherPatientId(*o) for o in json.loads(others))
+        head = (pk, pid, iss, name, birth, sex, version, other_ids)
+        parsed = None if doc is None else compact.parse(doc)
+        if parsed is not None:
+            patients.append(CompactPatient(*head, doc=parsed))
+        else:
+            if doc is not None:
+                log.debug("patient pk=%d: facts_doc unreadable, reading the fact table", pk)
+            facts = map(compact.fact_from_row, conn.execute(_FACTS, (pk,)))
+            patients.append(CompactPatient(*head, facts=facts))
+    return patients
 
 
-def records_from_rows(rows: list[Any]) -> list[PatientRecord]:
-    """Group the joined rows of one lookup into patient records (at most two)."""
-    records: list[PatientRecord] = []
-    current_pk: int | None = None
-    head: Any = None
-    facts: list[Any] = []
-
-    def flush() -> None:
-        if head is None:
-            return
-        others = tuple(OtherPatientId(*o) for o in json.loads(head[7] or "[]"))
-        records.append(
-            PatientRecord(
-                patient_id=head[1],
-                issuer=head[2],
-                name=head[3],
-                birth_date=head[4],
-                sex=head[5],
-                version=head[6],
-                other_ids=others,
-                facts=tuple(facts),
-            )
-        )
-
-    for row in rows:
-        if row[0] != current_pk:
-            flush()
-            current_pk, head, facts = row[0], row, []
-        if row[_N_PATIENT_COLS] is not None:
-            facts.append(row_to_fact(row[_N_PATIENT_COLS:]))
-    flush()
-    return records
+def _connect(uri: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA query_only = ON")
+    # Read pages straight from the OS page cache: a random lookup touches a handful of
+    # pages, and one read() system call per page costs more than the lookup itself.
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    return conn
 
 
 class PatientStore:
-    """A pool of read-only connections. Use ``await PatientStore.open(path)``."""
+    """Read-only access to one database. Use ``await PatientStore.open(path)``."""
 
     def __init__(
-        self, path: Path, connections: list[aiosqlite.Connection], acquire_timeout: float
+        self,
+        path: Path,
+        connections: list[sqlite3.Connection],
+        *,
+        inline: bool,
+        acquire_timeout: float,
     ) -> None:
         self.path = path
-        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        for conn in connections:
-            self._idle.put_nowait(conn)
+        self.inline = inline
         self._all = connections
         self._acquire_timeout = acquire_timeout
         self._closed = False
+        # Threaded mode: idle (connection, its thread) pairs.
+        self._idle: asyncio.Queue[tuple[sqlite3.Connection, ThreadPoolExecutor]] = asyncio.Queue()
+        self._executors: list[ThreadPoolExecutor] = []
+        if not inline:
+            for conn in connections:
+                executor = ThreadPoolExecutor(1, thread_name_prefix="rpi-store")
+                self._executors.append(executor)
+                self._idle.put_nowait((conn, executor))
 
     @classmethod
     async def open(
-        cls, path: Path, *, readers: int = 4, acquire_timeout: float = 5.0
+        cls,
+        path: Path,
+        *,
+        readers: int = 4,
+        acquire_timeout: float = 5.0,
+        inline: bool = True,
     ) -> PatientStore:
-        """Open ``readers`` read-only connections. Raises StoreError for unusable files."""
+        """Open the store read-only (one connection inline, else ``readers``).
+
+        Raises StoreError for unusable files. An older schema is migrated first.
+        """
         path = Path(path)
         schema.check_file(path)
-        # Bring an older schema up to date once, before going read-only.
         await asyncio.to_thread(_check_and_migrate, path)
         uri = f"{path.resolve().as_uri()}?mode=ro"
-        connections: list[aiosqlite.Connection] = []
+        connections: list[sqlite3.Connection] = []
         try:
-            for _ in range(readers):
-                conn = await aiosqlite.connect(uri, uri=True, check_same_thread=False)
-                await conn.execute("PRAGMA query_only = ON")
-                connections.append(conn)
+            for _ in range(1 if inline else max(1, readers)):
+                connections.append(_connect(uri))
         except sqlite3.Error as exc:
             for conn in connections:
-                await conn.close()
+                conn.close()
             raise StoreError(f"cannot open {path} read-only: {exc}") from None
-        return cls(path, connections, acquire_timeout)
+        return cls(path, connections, inline=inline, acquire_timeout=acquire_timeout)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
-        if self._closed:
-            raise StoreUnavailable("patient store is closed")
-        try:
-            conn = await asyncio.wait_for(self._idle.get(), self._acquire_timeout)
-        except TimeoutError:
-            raise StoreUnavailable("patient store overloaded: no free connection") from None
-        try:
-            yield conn
-        finally:
-            self._idle.put_nowait(conn)
+    async def lookup_compact(
+        self, patient_id: str, issuer: str | None = None
+    ) -> list[CompactPatient]:
+        """Patients with this ID (in this issuer's domain if given); at most two.
+
+        The query path's lookup: light records the renderer reads directly.
+        """
+        return await self._run(lookup_compact_now, patient_id, issuer)
 
     async def lookup(self, patient_id: str, issuer: str | None = None) -> list[PatientRecord]:
         """Patients with this ID (in this issuer's domain if given); at most two are returned."""
-        async with self._connection() as conn:
-            try:
-                rows = await conn.execute_fetchall(_LOOKUP, (patient_id, issuer))
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"patient store read failed: {exc}") from None
-        return records_from_rows(list(rows))
+        return [p.to_record() for p in await self.lookup_compact(patient_id, issuer)]
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a trivial query."""
-        async with self._connection() as conn:
-            try:
-                await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"patient store read failed: {exc}") from None
+        await self._run(_ping)
 
     async def generation(self) -> int:
         """A counter bumped by every import; cached renderings older than it are stale."""
-        async with self._connection() as conn:
-            rows = await conn.execute_fetchall("SELECT value FROM meta WHERE key='generation'")
-        return int(next(iter(rows))[0]) if rows else 0
+        return await self._run(_generation)
 
     async def close(self) -> None:
         self._closed = True
+        for executor in self._executors:
+            executor.shutdown(wait=True)
         for conn in self._all:
-            await conn.close()
+            conn.close()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)``: inline, or on an idle connection's thread."""
+        if self._closed:
+            raise StoreUnavailable("patient store is closed")
+        if self.inline:
+            try:
+                return fn(self._all[0], *args)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"patient store read failed: {exc}") from None
+        async with self._connection() as (conn, executor):
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(executor, fn, conn, *args)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"patient store read failed: {exc}") from None
+
+    @asynccontextmanager
+    async def _connection(
+        self,
+    ) -> AsyncIterator[tuple[sqlite3.Connection, ThreadPoolExecutor]]:
+        try:
+            pair = await asyncio.wait_for(self._idle.get(), self._acquire_timeout)
+        except TimeoutError:
+            raise StoreUnavailable("patient store overloaded: no free connection") from None
+        try:
+            yield pair
+        finally:
+            self._idle.put_nowait(pair)
+
+
+def _ping(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+
+
+def _generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _check_and_migrate(path: Path) -> None:
@@ -161,9 +222,15 @@ def _check_and_migrate(path: Path) -> None:
     try:
         version = schema.check_version(conn, path)
         if version < schema.SCHEMA_VERSION:
+            log.info(
+                "migrating %s from schema version %d to %d", path, version, schema.SCHEMA_VERSION
+            )
             conn.execute("PRAGMA journal_mode = WAL")
             schema.migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
     finally:
         conn.close()
+
+
+__all__ = ["CompactFact", "CompactPatient", "PatientStore", "lookup_compact_now"]

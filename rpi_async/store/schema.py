@@ -7,10 +7,14 @@ modifying them. ``migrate`` brings an older database up to date in one transacti
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 
 from rpi_async.errors import StoreError
+from rpi_async.store import compact
 
 _CODE_COLUMNS = ("concept", "code", "laterality", "site", "modifier", "result", "unit")
 
@@ -61,10 +65,6 @@ CREATE TABLE meta (
 INSERT INTO meta (key, value) VALUES ('generation', '0');
 """
 
-# Index 0 migrates an empty database to version 1, and so on.
-MIGRATIONS: tuple[str, ...] = (_V1,)
-SCHEMA_VERSION = len(MIGRATIONS)
-
 FACT_COLUMNS: tuple[str, ...] = (
     "section",
     *(f"{c}_{part}" for c in _CODE_COLUMNS for part in ("value", "scheme", "meaning")),
@@ -74,6 +74,33 @@ FACT_COLUMNS: tuple[str, ...] = (
     "text",
     "ongoing",
 )
+
+
+def _v2_compact_facts(conn: sqlite3.Connection) -> None:
+    """Version 2: ``patient.facts_doc``, the compact copy of each patient's facts.
+
+    Filled here for every existing patient from the fact table (see ``store.compact``);
+    the writer keeps it up to date from then on.
+    """
+    conn.execute("ALTER TABLE patient ADD COLUMN facts_doc TEXT")
+    columns = ", ".join(f'"{c}"' for c in FACT_COLUMNS)
+    rows = conn.execute(f"SELECT patient_pk, {columns} FROM fact ORDER BY patient_pk, seq")
+    batch: list[tuple[str, int]] = []
+    for pk, group in itertools.groupby(rows, key=itemgetter(0)):
+        batch.append((compact.encode_slots(compact.slots_from_row(r[1:]) for r in group), pk))
+        if len(batch) >= 5000:
+            conn.executemany("UPDATE patient SET facts_doc = ? WHERE pk = ?", batch)
+            batch.clear()
+    conn.executemany("UPDATE patient SET facts_doc = ? WHERE pk = ?", batch)
+    conn.execute("UPDATE patient SET facts_doc = ? WHERE facts_doc IS NULL", (compact.EMPTY_DOC,))
+
+
+# A migration is an SQL script or a function run inside the migration's transaction.
+Migration = str | Callable[[sqlite3.Connection], None]
+
+# Index 0 migrates an empty database to version 1, and so on.
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_compact_facts)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -123,9 +150,12 @@ def migrate(conn: sqlite3.Connection, path: Path | str = "<database>") -> int:
         raise StoreError(f"{path} is an SQLite database of another application")
     try:
         conn.execute("BEGIN IMMEDIATE")
-        for script in MIGRATIONS[version:]:
-            for statement in _split(script):
-                conn.execute(statement)
+        for step in MIGRATIONS[version:]:
+            if isinstance(step, str):
+                for statement in _split(step):
+                    conn.execute(statement)
+            else:
+                step(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except sqlite3.Error:

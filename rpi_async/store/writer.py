@@ -11,6 +11,10 @@ seen earlier in the same import are remembered so that a repeated patient still 
 the earlier copy. Foreign-key checks are switched off for the duration, because every
 fact row refers to a patient row written by this same transaction (by construction), and
 checking each of millions of rows would double the cost of a bulk load.
+
+Every patient row also carries ``facts_doc``, the compact copy of its facts that the
+query path reads (``store.compact``); it is written with the facts, in the same
+transaction, from the same encoded rows.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rpi_async.store import schema
+from rpi_async.store import compact, schema
 from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
 
 CODE_FIELDS = ("concept", "code", "laterality", "site", "modifier", "result", "unit")
@@ -91,8 +95,9 @@ class PatientRows:
 
 
 _PATIENT_INSERT = (
-    "INSERT INTO patient (pk, patient_id, issuer, name, birth_date, sex, version, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
+    "INSERT INTO patient "
+    "(pk, patient_id, issuer, name, birth_date, sex, version, updated_at, facts_doc) "
+    "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
 )
 _OTHER_INSERT = (
     "INSERT OR IGNORE INTO other_patient_id (patient_pk, other_id, issuer, type_of_id) "
@@ -123,6 +128,11 @@ class _Batcher:
 
     def add(self, record: PatientRecord | PatientRows) -> None:
         key = (record.patient_id, record.issuer)
+        if isinstance(record, PatientRows):
+            encoded = record.facts
+        else:
+            encoded = list(map(encode_fact, record.facts))
+        doc = compact.encode_slots(compact.slots_from_encoded(*fact) for fact in encoded)
         pk = self.seen.get(key)
         if pk is None and not self.empty_at_start:
             row = self.conn.execute(
@@ -132,15 +142,14 @@ class _Batcher:
         if pk is None:
             self.next_pk += 1
             pk = self.next_pk
-            self.patients.append((pk, *key, record.name, record.birth_date, record.sex, self.stamp))
+            self.patients.append(
+                (pk, *key, record.name, record.birth_date, record.sex, self.stamp, doc)
+            )
         else:
-            self._replace(pk, record)
+            self._replace(pk, record, doc)
         self.seen[key] = pk
         self.others.extend(_other_rows(pk, record.other_ids))
         facts = self.facts
-        encoded = (
-            record.facts if isinstance(record, PatientRows) else map(encode_fact, record.facts)
-        )
         for seq, (shape, values) in enumerate(encoded):
             rows = facts.get(shape)
             if rows is None:
@@ -150,14 +159,14 @@ class _Batcher:
         if self.pending_facts >= _BATCH_ROWS:
             self.flush()
 
-    def _replace(self, pk: int, record: PatientRecord | PatientRows) -> None:
+    def _replace(self, pk: int, record: PatientRecord | PatientRows, doc: str) -> None:
         # Earlier rows of this patient may still be queued: write them first, so that the
         # deletes below see them.
         self.flush()
         self.conn.execute(
-            "UPDATE patient SET name=?, birth_date=?, sex=?, version=version+1, updated_at=? "
-            "WHERE pk=?",
-            (record.name, record.birth_date, record.sex, self.stamp, pk),
+            "UPDATE patient SET name=?, birth_date=?, sex=?, version=version+1, updated_at=?, "
+            "facts_doc=? WHERE pk=?",
+            (record.name, record.birth_date, record.sex, self.stamp, doc, pk),
         )
         self.conn.execute("DELETE FROM fact WHERE patient_pk = ?", (pk,))
         self.conn.execute("DELETE FROM other_patient_id WHERE patient_pk = ?", (pk,))
@@ -262,8 +271,9 @@ def write_patients(
 
 
 _DEMOGRAPHICS_UPSERT = """
-INSERT INTO patient (patient_id, issuer, name, birth_date, sex, version, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)
+INSERT INTO patient
+    (patient_id, issuer, name, birth_date, sex, version, updated_at, facts_doc)
+VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
 ON CONFLICT (patient_id, issuer) DO UPDATE SET
     name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,
     birth_date = CASE WHEN excluded.birth_date != '' THEN excluded.birth_date ELSE birth_date END,
@@ -298,7 +308,8 @@ def merge_demographics(
                 "SELECT pk, version FROM patient WHERE patient_id = ? AND issuer = ?", key
             ).fetchone()
             conn.execute(
-                _DEMOGRAPHICS_UPSERT, (*key, record.name, record.birth_date, record.sex, stamp)
+                _DEMOGRAPHICS_UPSERT,
+                (*key, record.name, record.birth_date, record.sex, stamp, compact.EMPTY_DOC),
             )
             row = conn.execute(
                 "SELECT pk, version FROM patient WHERE patient_id = ? AND issuer = ?", key
