@@ -3,7 +3,9 @@
 Modules: ``content`` (the row language), ``concepts`` (coded concepts), ``valuesets``
 (CID membership), ``tid1204_1007``, ``tid900x``, ``tid9007``, ``tid9000``, ``tid3802``
 (the templates), ``registry`` (templates per SOP class), ``render`` (record -> response
-identifier), ``dsbuild`` (cheap pydicom objects), ``text`` (identifier -> text).
+identifier as a Dataset), ``render_bytes`` (the same identifier straight to its encoding),
+``wire`` (data elements as bytes), ``dsbuild`` (cheap pydicom objects), ``text``
+(identifier -> text).
 
 Where the record's facts go (``store.model.Fact``; "filter" means only facts whose
 ``code`` is a member of the CID render; SRT codes count as their SCT equivalents)::

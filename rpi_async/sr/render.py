@@ -6,23 +6,27 @@ the identifier echoes every patient-level key of the request with the record's v
 and carries the SR content tree of the template: the root CONTAINER's Value Type, Concept
 Name Code Sequence, Continuity Of Content, Observation DateTime and Content Sequence.
 
-Templates are compiled once into ``_Node`` trees holding the constant parts of each
-content item as ready data elements (relationship, value type, concept name); a rendering
-walks the nodes, creates one dataset per content item and shares code items (see
-``dsbuild``). A row is rendered when it has data: a 1-n row once per fact of its section
-that passes its value set filter, a field row when the context fact has that field, a
-container when it is mandatory or something below it rendered. The result is treated as
-read-only below its top level.
+Templates are compiled once into ``Node`` trees holding the constant parts of each
+content item, both as ready data elements (relationship, value type, concept name) and
+as their encoded bytes in each VR mode. One walk decides what renders: a row is rendered
+when it has data: a 1-n row once per fact of its section that passes its value set
+filter, a field row when the context fact has that field, a container when it is
+mandatory or something below it rendered. The walk hands each content item (node, value,
+children) to a backend that builds it: pydicom Datasets here (``render_identifier``), or
+bytes in ``render_bytes`` (``render_identifier_bytes``), which must equal pydicom's
+encoding of the Dataset. The walk also decides the character set: ISO_IR 192 as soon as
+any rendered text is not ASCII. A Dataset result shares code items with other
+renderings and is treated as read-only below its top level.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -30,7 +34,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import DSfloat, format_number_as_ds
 
 from rpi_async.dicom.codes import Code
-from rpi_async.sr import concepts
+from rpi_async.sr import concepts, wire
 from rpi_async.sr.content import (
     AttributeOf,
     Constant,
@@ -44,7 +48,14 @@ from rpi_async.sr.content import (
 )
 from rpi_async.sr.dsbuild import code_sequence, element, new_dataset, sequence_element
 from rpi_async.sr.valuesets import current, key_of, members
-from rpi_async.store.model import Fact, PatientRecord, Section
+from rpi_async.store.compact import CompactFact, CompactPatient
+from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
+
+# What the renderer reads: the full model, or the light records of the query path.
+Record = PatientRecord | CompactPatient
+AnyFact = Fact | CompactFact
+# The request's keys the response echoes, in request order: (tag, VR).
+RequestKeys = tuple[tuple[int, str], ...]
 
 MAPPING_RESOURCE = "DCMR"
 UTF8 = "ISO_IR 192"
@@ -89,11 +100,34 @@ CONTENT_KEYS: frozenset[BaseTag] = frozenset(
     }
 )
 
+# The patient-level keys answered from the record: tag -> (VR, record attribute).
+# Plain int keys: comparing a pydicom BaseTag runs a Python-level __eq__.
+RECORD_KEYS: dict[int, tuple[str, str]] = {
+    int(PATIENT_NAME): ("PN", "name"),
+    int(PATIENT_ID): ("LO", "patient_id"),
+    int(ISSUER_OF_PATIENT_ID): ("LO", "issuer"),
+    int(PATIENT_BIRTH_DATE): ("DA", "birth_date"),
+    int(PATIENT_SEX): ("CS", "sex"),
+}
+_OTHER_IDS = int(OTHER_PATIENT_IDS_SEQUENCE)
+
 _SEPARATE = element(CONTINUITY_OF_CONTENT, "CS", "SEPARATE")
 _VALUE_TYPES = {vt: element(VALUE_TYPE, "CS", vt.value) for vt in ValueType}
 
+# Enum members as module constants: ``ValueType.CODE`` costs a metaclass lookup per use.
+_CONTAINER, _CODE, _NUM, _TEXT, _DATE, _DATETIME = (
+    ValueType.CONTAINER,
+    ValueType.CODE,
+    ValueType.NUM,
+    ValueType.TEXT,
+    ValueType.DATE,
+    ValueType.DATETIME,
+)
 # Source kinds, for a cheap dispatch on the hot path.
 _NONE, _EACH, _FIELD, _ATTRIBUTE, _AGE, _CONSTANT = range(6)
+# Fact fields whose value is not the field itself.
+_PLAIN, _NUMBER, _ONGOING = range(3)
+_SPECIAL = {FactValue.NUMBER.value: _NUMBER, FactValue.ONGOING.value: _ONGOING}
 _DEFAULT_FIELD = {
     ValueType.NUM: FactValue.NUMBER,
     ValueType.CODE: FactValue.CODE,
@@ -104,10 +138,24 @@ _DEFAULT_FIELD = {
 }
 
 
+@dataclass(slots=True)
+class NodeWire:
+    """A node's constant head (relationship, value type, concept name) as bytes."""
+
+    head: tuple[bytes, bytes]  # Implicit VR, Explicit VR
+    ascii: bool  # the head's text is ASCII (valid without ISO_IR 192)
+    # Whole items without children, per VR mode: CODE id(code) -> (code, encoding),
+    # NUM (number, id(units)) -> (units, encoding).
+    leaves: tuple[dict[int, tuple[Code, bytes]], dict[int, tuple[Code, bytes]]]
+    numbers: tuple[dict[tuple[float, int], tuple[Code, bytes]], ...]
+    top: dict[bool, list[tuple[int, bytes]]]  # root only: constant top-level elements
+
+
 @dataclass(frozen=True, slots=True)
-class _Node:
+class Node:
     row: Row
     head: dict[BaseTag, DataElement]  # relationship, value type, concept name; never mutated
+    wire: NodeWire
     kind: int
     value_type: ValueType
     mandatory: bool
@@ -117,10 +165,16 @@ class _Node:
     allowed: frozenset[tuple[str, str]] | None  # filtering value set, if any
     constant: Code | None
     units: Code | None
-    children: tuple[_Node, ...]
+    children: tuple[Node, ...]
+    # Per child: (child, getter of its fact field or None if not a field row, _PLAIN...).
+    probes: tuple[tuple[Node, Callable[[Any], Any] | None, int], ...]
+    # When every child is a field row: all their fields in one call, and (child, _PLAIN...).
+    fields: Callable[[Any], tuple[Any, ...]] | None
+    field_probes: tuple[tuple[Node, int], ...]
+    code_filter: frozenset[tuple[str, str]] | None  # value set a CODE value must be in
 
 
-def _compile(row: Row) -> _Node:
+def _compile(row: Row) -> Node:
     head: list[tuple[BaseTag, DataElement]] = []
     if row.relationship is not None:
         head.append((RELATIONSHIP_TYPE, element(RELATIONSHIP_TYPE, "CS", row.relationship.value)))
@@ -151,9 +205,19 @@ def _compile(row: Row) -> _Node:
     allowed = None
     if row.value_set is not None and row.value_set.filter:
         allowed = members(row.value_set)
-    return _Node(
+    texts = (row.relationship or "", row.concept.value, row.concept.scheme, row.concept.meaning)
+    children = tuple(n for n in map(_compile, row.children) if _can_render(n))
+    probes = tuple(
+        (c, attrgetter(c.field) if c.kind == _FIELD else None, _SPECIAL.get(c.field, _PLAIN))
+        for c in children
+    )
+    fields = None
+    if children and all(c.kind == _FIELD for c in children):
+        fields = _getter(*(c.field for c in children))
+    return Node(
         row=row,
         head=dict(head),
+        wire=NodeWire(wire.both(dict(head)), wire.ascii_strings(*texts), ({}, {}), ({}, {}), {}),
         kind=kind,
         value_type=row.value_type,
         mandatory=row.requirement.mandatory,
@@ -163,21 +227,33 @@ def _compile(row: Row) -> _Node:
         allowed=allowed,
         constant=constant,
         units=row.units,
-        children=tuple(n for n in map(_compile, row.children) if _can_render(n)),
+        children=children,
+        probes=probes,
+        fields=fields,
+        field_probes=tuple((c, special) for c, _, special in probes),
+        code_filter=allowed if kind != _EACH and row.value_type is ValueType.CODE else None,
     )
 
 
-def _can_render(node: _Node) -> bool:
+def _getter(*names: str) -> Callable[[Any], tuple[Any, ...]]:
+    """One C call returning the tuple of ``names`` of an object (attrgetter)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    single = attrgetter(names[0])
+    return lambda obj: (single(obj),)
+
+
+def _can_render(node: Node) -> bool:
     """False for rows that never produce an item: no source, or an optional empty container."""
     if node.value_type is ValueType.CONTAINER:
         return node.mandatory or bool(node.children)
     return node.kind != _NONE
 
 
-_COMPILED: dict[int, tuple[Template, _Node]] = {}
+_COMPILED: dict[int, tuple[Template, Node]] = {}
 
 
-def compiled(template: Template) -> _Node:
+def compiled(template: Template) -> Node:
     """The node tree of ``template``, compiled on first use."""
     entry = _COMPILED.get(id(template))
     if entry is None or entry[0] is not template:
@@ -186,12 +262,19 @@ def compiled(template: Template) -> _Node:
     return entry[1]
 
 
-class _Context:
-    __slots__ = ("age", "ascii_only", "record")
+# A backend builds one content item from (node, value, children).
+MakeItem = Callable[[Node, Any, list[Any]], Any]
 
-    def __init__(self, record: PatientRecord, age: int | None) -> None:
+
+class Context:
+    """One rendering: the record, the subject's age, the backend, the character set flag."""
+
+    __slots__ = ("age", "ascii_only", "make", "record")
+
+    def __init__(self, record: Record, age: int | None, make: MakeItem) -> None:
         self.record = record
         self.age = age
+        self.make = make
         self.ascii_only = True
 
 
@@ -206,23 +289,35 @@ def _age_in_years(birth_date: str, on: datetime.date) -> int | None:
     return years if years >= 0 else None
 
 
-def _numeric(number: float) -> DSfloat:
+def numeric_text(number: float) -> str:
+    """A NUM value as Decimal String text (at most 16 characters)."""
     number = float(number)  # the store may hand back an int
     if number.is_integer() and abs(number) < 1e15:
-        text = str(int(number))
-    else:
-        text = format_number_as_ds(number)
-    return DSfloat(text, auto_format=False)
+        return str(int(number))
+    return format_number_as_ds(number)
 
 
-@lru_cache(maxsize=16384)
-def _coded(tag: BaseTag, code: Code) -> tuple[DataElement, bool]:
-    """The shared Code Sequence element for ``code`` (SRT made SCT), and whether it is ASCII."""
-    code = current(code)
-    return code_sequence(tag, code), code.value.isascii() and code.meaning.isascii()
+# id(code) -> (code, as rendered, its value and meaning are ASCII, its value set key).
+# Keyed by identity (hashing a Code builds a tuple); the entry holds the code, so the id
+# cannot be reused while the entry exists.
+_CODE_INFO: dict[int, tuple[Code, Code, bool, tuple[str, str]]] = {}
+_MAX_CODE_INFO = 1 << 15
 
 
-def _value(node: _Node, fact: Fact | None, ctx: _Context) -> Any:
+def code_info(code: Code) -> tuple[Code, Code, bool, tuple[str, str]]:
+    """(code, code as rendered with SRT made SCT, rendered text is ASCII, value set key)."""
+    entry = _CODE_INFO.get(id(code))
+    if entry is None or entry[0] is not code:
+        shown = current(code)
+        ascii_only = shown.value.isascii() and shown.meaning.isascii()
+        entry = (code, shown, ascii_only, key_of(code))
+        if len(_CODE_INFO) >= _MAX_CODE_INFO:
+            _CODE_INFO.clear()
+        _CODE_INFO[id(code)] = entry
+    return entry
+
+
+def _value(node: Node, fact: AnyFact | None, ctx: Context) -> Any:
     """The row's value in context, or None when the record has none."""
     kind = node.kind
     if kind == _AGE:
@@ -241,14 +336,16 @@ def _value(node: _Node, fact: Fact | None, ctx: _Context) -> Any:
     return getattr(fact, field) or None
 
 
-def _emit(node: _Node, fact: Fact | None, ctx: _Context, out: list[Dataset]) -> None:
+def emit(node: Node, fact: AnyFact | None, ctx: Context, out: list[Any]) -> None:
     """Append the content items of ``node`` in the context of ``fact`` to ``out``."""
     kind = node.kind
     if kind == _EACH:
         allowed = node.allowed
         assert node.section is not None
         for each in ctx.record.section(node.section):
-            if allowed is not None and (each.code is None or key_of(each.code) not in allowed):
+            if allowed is not None and (
+                each.code is None or code_info(each.code)[3] not in allowed
+            ):
                 continue
             item = _item(node, each, _value(node, each, ctx), ctx)
             if item is not None:
@@ -263,134 +360,223 @@ def _emit(node: _Node, fact: Fact | None, ctx: _Context, out: list[Dataset]) -> 
         out.append(item)
 
 
-def _item(node: _Node, fact: Fact | None, value: Any, ctx: _Context) -> Dataset | None:
+def _item(node: Node, fact: AnyFact | None, value: Any, ctx: Context) -> Any:
+    """The backend's content item for ``node``, or None when it does not render.
+
+    The value handed to the backend: None (CONTAINER), the Code as rendered (CODE),
+    (number, units Code) (NUM), the text (TEXT, DATETIME) or the date (DATE).
+    """
     vt = node.value_type
-    if vt is not ValueType.CONTAINER:
+    if vt is not _CONTAINER:
         if value is None:
             return None
-        allowed = node.allowed
-        if (
-            allowed is not None
-            and node.kind != _EACH
-            and vt is ValueType.CODE
-            and key_of(value) not in allowed
-        ):
+        if node.code_filter is not None and code_info(value)[3] not in node.code_filter:
             return None
-    children: list[Dataset] = []
-    for child in node.children:
-        if child.kind == _FIELD:  # inlined: the common case, most fields are empty
+    children: list[Any] = []
+    if node.fields is not None:
+        # Only field rows below: ``_value`` inlined, every field read in one call. This
+        # is the common case (the rows under each fact), and most fields are empty.
+        if fact is not None:
+            for (child, special), field in zip(node.field_probes, node.fields(fact), strict=True):
+                if special == _PLAIN:
+                    if not field:
+                        continue
+                    child_value = field
+                elif field is None:
+                    continue
+                elif special == _NUMBER:
+                    child_value = (field, fact.unit)
+                else:
+                    child_value = concepts.YES if field else concepts.NO
+                if child.children:
+                    child_item = _item(child, fact, child_value, ctx)
+                    if child_item is not None:
+                        children.append(child_item)
+                elif (
+                    child.code_filter is None or code_info(child_value)[3] in child.code_filter
+                ):  # a leaf: ``_item`` without the parts that do nothing
+                    children.append(_finish(child, child_value, [], ctx))
+    else:
+        for child, get, _ in node.probes:
+            if get is None:
+                emit(child, fact, ctx, children)
+                continue
             child_value = _value(child, fact, ctx)
             if child_value is not None:
                 child_item = _item(child, fact, child_value, ctx)
                 if child_item is not None:
                     children.append(child_item)
-        else:
-            _emit(child, fact, ctx, children)
-    if vt is ValueType.CONTAINER and not children and not node.mandatory:
+    if vt is _CONTAINER and not children and not node.mandatory:
         return None
-    elements = node.head.copy()
-    if vt is ValueType.CONTAINER:
-        elements[CONTINUITY_OF_CONTENT] = _SEPARATE
-    elif vt is ValueType.CODE:
-        coded, ascii_only = _coded(CONCEPT_CODE_SEQUENCE, value)
+    return _finish(node, value, children, ctx)
+
+
+def _finish(node: Node, value: Any, children: list[Any], ctx: Context) -> Any:
+    """Hand a rendering item to the backend: the value as rendered, the character set."""
+    vt = node.value_type
+    if vt is _CODE:
+        _, value, ascii_only, _ = code_info(value)
         if not ascii_only:
             ctx.ascii_only = False
-        elements[CONCEPT_CODE_SEQUENCE] = coded
-    elif vt is ValueType.NUM:
+    elif vt is _NUM:
         number, unit = value
         units = unit if unit is not None else node.units
-        assert units is not None
-        coded, ascii_only = _coded(MEASUREMENT_UNITS_CODE_SEQUENCE, units)
+        assert units is not None  # NUM rows have default units (content.Row)
+        _, units, ascii_only, _ = code_info(units)
         if not ascii_only:
             ctx.ascii_only = False
+        value = (number, units)
+    elif vt is _TEXT:
+        if ctx.ascii_only and not value.isascii():
+            ctx.ascii_only = False
+    elif vt is _DATE:  # a date-time value is cut to its date
+        value = value[:8]
+    return ctx.make(node, value, children)
+
+
+def _dataset_item(node: Node, value: Any, children: list[Dataset]) -> Dataset:
+    """The Dataset backend: one content item."""
+    elements = node.head.copy()
+    vt = node.value_type
+    if vt is _CONTAINER:
+        elements[CONTINUITY_OF_CONTENT] = _SEPARATE
+    elif vt is _CODE:
+        elements[CONCEPT_CODE_SEQUENCE] = code_sequence(CONCEPT_CODE_SEQUENCE, value)
+    elif vt is _NUM:
+        number, units = value
         measured = new_dataset(
             {
-                MEASUREMENT_UNITS_CODE_SEQUENCE: coded,
-                NUMERIC_VALUE: element(NUMERIC_VALUE, "DS", _numeric(number)),
+                MEASUREMENT_UNITS_CODE_SEQUENCE: code_sequence(
+                    MEASUREMENT_UNITS_CODE_SEQUENCE, units
+                ),
+                NUMERIC_VALUE: element(
+                    NUMERIC_VALUE, "DS", DSfloat(numeric_text(number), auto_format=False)
+                ),
             }
         )
         elements[MEASURED_VALUE_SEQUENCE] = sequence_element(MEASURED_VALUE_SEQUENCE, [measured])
-    elif vt is ValueType.TEXT:
-        if ctx.ascii_only and not value.isascii():
-            ctx.ascii_only = False
+    elif vt is _TEXT:
         elements[TEXT_VALUE] = element(TEXT_VALUE, "UT", value)
-    elif vt is ValueType.DATETIME:
+    elif vt is _DATETIME:
         elements[DATETIME] = element(DATETIME, "DT", value)
-    else:  # DATE: a date-time value is cut to its date
-        elements[DATE] = element(DATE, "DA", value[:8])
+    else:
+        elements[DATE] = element(DATE, "DA", value)
     if children:
         elements[CONTENT_SEQUENCE] = sequence_element(CONTENT_SEQUENCE, children)
     return new_dataset(elements)
 
 
-def _dicom_datetime(moment: datetime.datetime) -> str:
-    text = moment.strftime("%Y%m%d%H%M%S")
-    if moment.tzinfo is not None:
-        text += moment.strftime("%z")
+def content(
+    record: Record, template: Template, moment: datetime.datetime, make: MakeItem
+) -> tuple[Context, list[Any]]:
+    """Walk ``template`` for ``record``: the context and the root's content items."""
+    ctx = Context(record, _age_in_years(record.birth_date, moment.date()), make)
+    items: list[Any] = []
+    for child in compiled(template).children:
+        emit(child, None, ctx, items)
+    return ctx, items
+
+
+_DATETIMES: dict[str, str] = {}  # isoformat to the second -> DT text; a query's clock
+
+
+def dicom_datetime(moment: datetime.datetime) -> str:
+    """Observation DateTime (DT): YYYYMMDDHHMMSS, plus &ZZXX when ``moment`` has a zone."""
+    key = moment.isoformat(timespec="seconds")  # one-to-one with the text, and cheap
+    text = _DATETIMES.get(key)
+    if text is None:
+        text = moment.strftime("%Y%m%d%H%M%S")
+        if moment.tzinfo is not None:
+            text += moment.strftime("%z")
+        if len(_DATETIMES) >= 64:
+            _DATETIMES.clear()
+        _DATETIMES[key] = text
     return text
 
 
-def _patient_elements(
-    record: PatientRecord, request: Dataset, ctx: _Context
-) -> dict[BaseTag, DataElement]:
-    values: dict[BaseTag, Any] = {
-        PATIENT_NAME: record.name,
-        PATIENT_ID: record.patient_id,
-        ISSUER_OF_PATIENT_ID: record.issuer,
-        PATIENT_BIRTH_DATE: record.birth_date,
-        PATIENT_SEX: record.sex,
-    }
-    out: dict[BaseTag, DataElement] = {}
-    requested = list(request.keys())
-    for tag in requested:
+def request_keys(request: Dataset) -> RequestKeys:
+    """The keys of a request identifier the response echoes, with their VRs, in order.
+
+    Skipped: the SR content keys (answered by the content itself), group lengths,
+    command elements and private elements. A key's VR is the dictionary's for the keys
+    answered from the record, else the request's (the first of an ambiguous "US or SS").
+    """
+    keys: list[tuple[int, str]] = []
+    tags: list[BaseTag] = list(request.keys())  # iterating a Dataset yields elements
+    for tag in tags:
         if tag in CONTENT_KEYS or tag.group == 0 or tag.element == 0 or tag.is_private:
             continue
-        if tag in values:
-            value = values[tag]
+        known = RECORD_KEYS.get(tag)
+        if known is not None:
+            keys.append((tag, known[0]))
+        elif tag == OTHER_PATIENT_IDS_SEQUENCE:
+            keys.append((tag, "SQ"))
+        else:
+            keys.append((tag, str(request[tag].VR).split(" or ")[0]))
+    return tuple(keys)
+
+
+Echo = list[tuple[int, str, "str | tuple[OtherPatientId, ...] | None"]]
+
+
+def echoed(record: Record, keys: RequestKeys, ctx: Context) -> Echo:
+    """(tag, VR, value) for each requested key: a record value, the other IDs, or None."""
+    out: Echo = []
+    for tag, vr in keys:
+        known = RECORD_KEYS.get(tag)
+        if known is not None:
+            value: str = getattr(record, known[1])
             if ctx.ascii_only and not value.isascii():
                 ctx.ascii_only = False
-            out[tag] = DataElement(tag, dictionary_VR(tag), value)
-        elif tag == OTHER_PATIENT_IDS_SEQUENCE:
-            out[tag] = _other_ids(record, ctx)
+            out.append((tag, vr, value))
+        elif tag == _OTHER_IDS:
+            for other in record.other_ids:
+                if not (other.patient_id.isascii() and other.issuer.isascii()):
+                    ctx.ascii_only = False
+            out.append((tag, vr, record.other_ids))
         else:
-            vr = str(request[tag].VR).split(" or ")[0]
-            out[tag] = DataElement(tag, vr, empty_value_for_VR(vr))
+            out.append((tag, vr, None))
     return out
 
 
-def _other_ids(record: PatientRecord, ctx: _Context) -> DataElement:
+def _other_ids(others: tuple[OtherPatientId, ...]) -> DataElement:
     items: list[Dataset] = []
-    for other in record.other_ids:
+    for other in others:
         item = Dataset()
         item.PatientID = other.patient_id
         if other.issuer:
             item.IssuerOfPatientID = other.issuer
         item.TypeOfPatientID = other.type_of_id
-        if not (other.patient_id.isascii() and other.issuer.isascii()):
-            ctx.ascii_only = False
         items.append(item)
     return DataElement(OTHER_PATIENT_IDS_SEQUENCE, "SQ", Sequence(items))
 
 
 def render_identifier(
-    record: PatientRecord,
+    record: Record,
     template: Template,
-    request: Dataset,
+    request: Dataset | RequestKeys,
     *,
     observation_datetime: datetime.datetime,
 ) -> Dataset:
     """The C-FIND response identifier for ``record`` rendered with ``template``.
 
-    ``request`` is the request identifier: its patient-level keys are returned with the
-    record's values (keys this renderer does not know come back zero-length). The result
-    shares code items with other renderings: do not modify it below its top level.
+    ``request`` is the request identifier (or its ``request_keys``): its patient-level
+    keys are returned with the record's values (keys this renderer does not know come
+    back zero-length). The result shares code items with other renderings: do not
+    modify it below its top level.
     """
-    ctx = _Context(record, _age_in_years(record.birth_date, observation_datetime.date()))
+    ctx, items = content(record, template, observation_datetime, _dataset_item)
+    keys = request_keys(request) if isinstance(request, Dataset) else request
+    top: dict[BaseTag, DataElement] = {}
+    for tag, vr, value in echoed(record, keys, ctx):
+        key = BaseTag(tag)
+        if value is None:
+            top[key] = DataElement(key, vr, empty_value_for_VR(vr))
+        elif isinstance(value, str):
+            top[key] = DataElement(key, vr, value)
+        else:
+            top[key] = _other_ids(value)
     root = compiled(template)
-    content: list[Dataset] = []
-    for child in root.children:
-        _emit(child, None, ctx, content)
-    top = _patient_elements(record, request, ctx)
     template_item = new_dataset(
         {
             MAPPING_RESOURCE_TAG: element(MAPPING_RESOURCE_TAG, "CS", MAPPING_RESOURCE),
@@ -398,13 +584,13 @@ def render_identifier(
         }
     )
     top[OBSERVATION_DATETIME] = element(
-        OBSERVATION_DATETIME, "DT", _dicom_datetime(observation_datetime)
+        OBSERVATION_DATETIME, "DT", dicom_datetime(observation_datetime)
     )
     top[VALUE_TYPE] = _VALUE_TYPES[ValueType.CONTAINER]
     top[CONCEPT_NAME_CODE_SEQUENCE] = root.head[CONCEPT_NAME_CODE_SEQUENCE]
     top[CONTINUITY_OF_CONTENT] = _SEPARATE
     top[CONTENT_TEMPLATE_SEQUENCE] = sequence_element(CONTENT_TEMPLATE_SEQUENCE, [template_item])
-    top[CONTENT_SEQUENCE] = sequence_element(CONTENT_SEQUENCE, content)
+    top[CONTENT_SEQUENCE] = sequence_element(CONTENT_SEQUENCE, items)
     if not ctx.ascii_only:
         top[SPECIFIC_CHARACTER_SET] = DataElement(SPECIFIC_CHARACTER_SET, "CS", UTF8)
     return new_dataset({tag: top[tag] for tag in sorted(top)})

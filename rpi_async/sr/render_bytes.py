@@ -1,0 +1,320 @@
+"""The renderer's byte backend: the response identifier straight to its encoding.
+
+Theory of operation. ``render.content`` walks the template exactly as for a Dataset;
+here each content item becomes bytes at once, built from the leaves up (see ``wire``):
+the node's pre-encoded head, its value element, then the Content Sequence of its
+children, behind an item header. Code sequences are encoded once per code, and a CODE
+item without children (laterality, route, family member...) once per (node, code).
+Per identifier only dates, numbers, texts, the patient's values and the lengths are
+encoded. The top level is assembled as pydicom writes it: every element sorted by tag.
+
+The result must equal ``dicom.transfer.write_identifier(render_identifier(...))`` byte for
+byte (both engines must send the same identifier; ``tests/sr`` checks it on many
+patients). Text follows the walk's character set decision: a VR that obeys Specific
+Character Set (PN, LO, SH, UT...) is encoded as UTF-8, which equals ASCII when the
+identifier is all ASCII; a value pydicom would write in its default character set
+regardless (CS, DA, DT) must be ASCII. The rare identifiers outside these cases (a
+non-ASCII date or coding scheme, a person name with component groups, a 16-bit length
+overflow) raise ``wire.Fallback`` and are encoded by pydicom from the Dataset rendering.
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any
+
+from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
+
+from rpi_async.dicom.codes import Code
+from rpi_async.dicom.transfer import DEFLATED, deflate, is_implicit, write_identifier
+from rpi_async.sr import wire
+from rpi_async.sr.content import Template, ValueType
+from rpi_async.sr.dsbuild import code_sequence, element, new_dataset, sequence_element
+from rpi_async.sr.render import (
+    CONCEPT_CODE_SEQUENCE,
+    CONCEPT_NAME_CODE_SEQUENCE,
+    CONTENT_SEQUENCE,
+    CONTENT_TEMPLATE_SEQUENCE,
+    CONTINUITY_OF_CONTENT,
+    DATE,
+    DATETIME,
+    ISSUER_OF_PATIENT_ID,
+    MAPPING_RESOURCE,
+    MAPPING_RESOURCE_TAG,
+    MEASURED_VALUE_SEQUENCE,
+    MEASUREMENT_UNITS_CODE_SEQUENCE,
+    NUMERIC_VALUE,
+    OBSERVATION_DATETIME,
+    OTHER_PATIENT_IDS_SEQUENCE,
+    PATIENT_ID,
+    SPECIFIC_CHARACTER_SET,
+    TEMPLATE_IDENTIFIER,
+    TEXT_VALUE,
+    TYPE_OF_PATIENT_ID,
+    UTF8,
+    VALUE_TYPE,
+    Node,
+    Record,
+    RequestKeys,
+    compiled,
+    content,
+    dicom_datetime,
+    echoed,
+    numeric_text,
+    render_identifier,
+    request_keys,
+)
+from rpi_async.sr.wire import ITEM, UL
+from rpi_async.store.model import OtherPatientId
+
+_MAX_LEAVES = 4096  # cached CODE items per node and VR mode
+_MAX_CODES = 1 << 15  # cached code sequences per tag and VR mode
+_SEPARATE = element(CONTINUITY_OF_CONTENT, "CS", "SEPARATE")
+_CONTAINER_VALUE_TYPE = element(VALUE_TYPE, "CS", ValueType.CONTAINER.value)
+# Enum members as module constants: ``ValueType.CODE`` costs a metaclass lookup per use.
+_CONTAINER, _CODE, _NUM, _TEXT, _DATETIME = (
+    ValueType.CONTAINER,
+    ValueType.CODE,
+    ValueType.NUM,
+    ValueType.TEXT,
+    ValueType.DATETIME,
+)
+_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UC", "UT"})  # follow the character set
+
+
+@lru_cache(maxsize=16384)
+def _code_sequence(tag: BaseTag, code: Code) -> tuple[tuple[bytes, bytes], bool]:
+    """(Implicit, Explicit) encoding of a one-item code sequence, and whether it is usable.
+
+    Unusable: a non-ASCII coding scheme with an ASCII value and meaning, the one text of
+    a code the walk does not look at when it chooses the character set.
+    """
+    usable = code.scheme.isascii() or not (code.value.isascii() and code.meaning.isascii())
+    return wire.both({tag: code_sequence(tag, code)}), usable
+
+
+@lru_cache(maxsize=1024)
+def _empty(tag: int, vr: str, explicit: bool) -> bytes:
+    """A requested key this renderer has no value for: zero-length, as pydicom writes it."""
+    key = BaseTag(tag)
+    return wire.chunk({key: DataElement(key, vr, empty_value_for_VR(vr))}, explicit)
+
+
+class _Encoder:
+    """Content items and top-level elements in one VR mode."""
+
+    def __init__(self, explicit: bool) -> None:
+        x = self.x = int(explicit)
+        self.explicit = explicit
+        self.content = wire.Element(CONTENT_SEQUENCE, "SQ", explicit)
+        self.content_prefix = wire.prefix(CONTENT_SEQUENCE, "SQ", explicit)
+        self.content_size = len(self.content_prefix) + 4
+        self.measured_prefix = wire.prefix(MEASURED_VALUE_SEQUENCE, "SQ", explicit)
+        self.numeric_prefix = wire.prefix(NUMERIC_VALUE, "DS", explicit)
+        self.text_prefix = wire.prefix(TEXT_VALUE, "UT", explicit)
+        self.datetime_prefix = wire.prefix(DATETIME, "DT", explicit)
+        self.date_prefix = wire.prefix(DATE, "DA", explicit)
+        self.short = wire.US if explicit else wire.UL  # the length of a short-VR value
+        self.separate = wire.both({CONTINUITY_OF_CONTENT: _SEPARATE})[x]
+        self.observed = wire.Element(OBSERVATION_DATETIME, "DT", explicit)
+        self.charset = wire.both(
+            {SPECIFIC_CHARACTER_SET: DataElement(SPECIFIC_CHARACTER_SET, "CS", UTF8)}
+        )[x]
+        self.other_ids = wire.Element(OTHER_PATIENT_IDS_SEQUENCE, "SQ", explicit)
+        self.other_id = wire.Element(PATIENT_ID, "LO", explicit)
+        self.other_issuer = wire.Element(ISSUER_OF_PATIENT_ID, "LO", explicit)
+        self.other_type = wire.Element(TYPE_OF_PATIENT_ID, "CS", explicit)
+        self.elements: dict[tuple[int, str], wire.Element] = {}
+        # Per code sequence tag: id(code) -> (code, encoding).
+        self.codes: dict[BaseTag, dict[int, tuple[Code, bytes]]] = {
+            CONCEPT_CODE_SEQUENCE: {},
+            MEASUREMENT_UNITS_CODE_SEQUENCE: {},
+        }
+
+    def code(self, tag: BaseTag, code: Code) -> bytes:
+        """A one-item code sequence (Concept Code or Measurement Units Code Sequence)."""
+        cache = self.codes[tag]
+        entry = cache.get(id(code))  # by identity: hashing a Code builds a tuple
+        if entry is None or entry[0] is not code:
+            encoded, usable = _code_sequence(tag, code)
+            if not usable:
+                raise wire.Fallback("non-ASCII coding scheme")
+            if len(cache) >= _MAX_CODES:
+                cache.clear()
+            entry = cache[id(code)] = (code, encoded[self.x])  # holds code: id stays unique
+        return entry[1]
+
+    def item(self, node: Node, value: Any, children: list[bytes]) -> bytes:
+        """The byte backend of ``render.content``: one content item."""
+        vt = node.value_type
+        x = self.x
+        if vt is _CODE:
+            if not children:  # the whole item depends on (node, code) only
+                leaves = node.wire.leaves[x]
+                done = leaves.get(id(value))
+                if done is None or done[0] is not value:
+                    if len(leaves) >= _MAX_LEAVES:
+                        leaves.clear()
+                    field = self.code(CONCEPT_CODE_SEQUENCE, value)
+                    done = leaves[id(value)] = (value, self._item(node.wire.head[x], field))
+                return done[1]
+            field = self.code(CONCEPT_CODE_SEQUENCE, value)
+        elif vt is _DATETIME:
+            # A non-ASCII value raises UnicodeEncodeError, a long one struct.error: both
+            # send the identifier to pydicom (``render_identifier_bytes``).
+            raw = value.encode("ascii")
+            field = self.datetime_prefix + self.short(len(raw) + (len(raw) & 1)) + raw
+            if len(raw) & 1:
+                field += b" "
+        elif vt is _CONTAINER:
+            field = self.separate
+        elif vt is _NUM:
+            number, units = value
+            if not children:  # (node, number, units) decide the whole item
+                numbers = node.wire.numbers[x]
+                key = (number, id(units))
+                known = numbers.get(key)
+                if known is None or known[0] is not units:
+                    if len(numbers) >= _MAX_LEAVES:
+                        numbers.clear()
+                    field = self._measured(number, units)
+                    known = numbers[key] = (units, self._item(node.wire.head[x], field))
+                return known[1]
+            field = self._measured(number, units)
+        elif vt is _TEXT:
+            raw = value.encode("utf-8")
+            if len(raw) & 1:
+                raw += b" "
+            field = self.text_prefix + UL(len(raw)) + raw
+        else:  # DATE
+            raw = value.encode("ascii")
+            field = self.date_prefix + self.short(len(raw) + (len(raw) & 1)) + raw
+            if len(raw) & 1:
+                field += b" "
+        head = node.wire.head[x]
+        if not children:
+            return self._item(head, field)
+        inner = b"".join(children)
+        size = len(head) + len(field) + self.content_size + len(inner)
+        return b"".join((ITEM, UL(size), head, field, self.content_prefix, UL(len(inner)), inner))
+
+    @staticmethod
+    def _item(head: bytes, field: bytes) -> bytes:
+        return b"".join((ITEM, UL(len(head) + len(field)), head, field))
+
+    def _measured(self, number: float, units: Code) -> bytes:
+        """Measured Value Sequence: one item with the units and the Numeric Value (DS)."""
+        raw = numeric_text(number).encode("ascii")
+        if len(raw) & 1:
+            raw += b" "
+        item = self.code(MEASUREMENT_UNITS_CODE_SEQUENCE, units)
+        item += self.numeric_prefix + self.short(len(raw)) + raw
+        return b"".join((self.measured_prefix, UL(len(item) + 8), ITEM, UL(len(item)), item))
+
+    def echo(self, tag: int, vr: str, value: str | tuple[OtherPatientId, ...] | None) -> bytes:
+        """A requested key: a record value, the other patient IDs, or zero-length."""
+        if value is None:
+            return _empty(tag, vr, self.explicit)
+        if isinstance(value, tuple):
+            return self._other_ids(value)
+        coder = self.elements.get((tag, vr))
+        if coder is None:
+            coder = self.elements[(tag, vr)] = wire.Element(tag, vr, self.explicit)
+        if vr == "PN" and "=" in value:
+            raise wire.Fallback("person name with component groups")
+        return coder.utf8(value) if vr in _TEXT_VRS else coder.text(value)
+
+    def _other_ids(self, others: tuple[OtherPatientId, ...]) -> bytes:
+        items = []
+        for other in others:
+            body = self.other_id.utf8(other.patient_id)
+            if other.issuer:
+                body += self.other_issuer.utf8(other.issuer)
+            items.append(wire.item(body + self.other_type.text(other.type_of_id)))
+        return self.other_ids.encode(b"".join(items))
+
+    def top(self, template: Template, root: Node) -> list[tuple[int, bytes]] | None:
+        """The template's constant top-level elements; None if it needs pydicom."""
+        cached = root.wire.top.get(self.explicit)
+        if cached is None:
+            item = new_dataset(
+                {
+                    MAPPING_RESOURCE_TAG: element(MAPPING_RESOURCE_TAG, "CS", MAPPING_RESOURCE),
+                    TEMPLATE_IDENTIFIER: element(TEMPLATE_IDENTIFIER, "CS", template.tid),
+                }
+            )
+            constant: dict[BaseTag, DataElement] = {
+                VALUE_TYPE: _CONTAINER_VALUE_TYPE,
+                CONCEPT_NAME_CODE_SEQUENCE: root.head[CONCEPT_NAME_CODE_SEQUENCE],
+                CONTINUITY_OF_CONTENT: _SEPARATE,
+                CONTENT_TEMPLATE_SEQUENCE: sequence_element(CONTENT_TEMPLATE_SEQUENCE, [item]),
+            }
+            cached = [
+                (int(tag), wire.chunk({tag: e}, self.explicit)) for tag, e in constant.items()
+            ]
+            if not (_all_ascii(root) and template.tid.isascii()):
+                cached = []  # marks "use pydicom"
+            root.wire.top[self.explicit] = cached
+        return cached or None
+
+
+def _all_ascii(node: Node) -> bool:
+    return node.wire.ascii and all(_all_ascii(child) for child in node.children)
+
+
+_ENCODERS = (_Encoder(False), _Encoder(True))
+_TAG = itemgetter(0)
+
+
+def encode_identifier(
+    record: Record,
+    template: Template,
+    keys: RequestKeys,
+    explicit: bool,
+    observation_datetime: datetime.datetime,
+) -> bytes:
+    """The identifier in Implicit or Explicit VR Little Endian; may raise wire.Fallback."""
+    enc = _ENCODERS[explicit]
+    root = compiled(template)
+    constant = enc.top(template, root)
+    if constant is None:
+        raise wire.Fallback("template text is not ASCII")
+    ctx, items = content(record, template, observation_datetime, enc.item)
+    top = [(tag, enc.echo(tag, vr, value)) for tag, vr, value in echoed(record, keys, ctx)]
+    top += constant
+    top.append((OBSERVATION_DATETIME, enc.observed.text(dicom_datetime(observation_datetime))))
+    top.append((CONTENT_SEQUENCE, enc.content.encode(b"".join(items))))
+    if not ctx.ascii_only:
+        top.append((SPECIFIC_CHARACTER_SET, enc.charset))
+    top.sort(key=_TAG)
+    return b"".join([encoded for _, encoded in top])
+
+
+def render_identifier_bytes(
+    record: Record,
+    template: Template,
+    request: Dataset | RequestKeys,
+    transfer_syntax: str,
+    *,
+    observation_datetime: datetime.datetime,
+) -> bytes:
+    """``render_identifier`` encoded in ``transfer_syntax``, as pydicom would encode it.
+
+    Implicit VR LE, or Explicit VR LE for any other syntax, deflated for Deflated
+    Explicit VR LE: the bytes of ``dicom.transfer.write_identifier`` of the Dataset
+    rendering, without building it.
+    """
+    keys = request_keys(request) if isinstance(request, Dataset) else request
+    try:
+        data = encode_identifier(
+            record, template, keys, not is_implicit(transfer_syntax), observation_datetime
+        )
+    except (wire.Fallback, UnicodeEncodeError, struct.error):
+        ds = render_identifier(record, template, keys, observation_datetime=observation_datetime)
+        return write_identifier(ds, transfer_syntax)
+    return deflate(data) if transfer_syntax == DEFLATED else data
