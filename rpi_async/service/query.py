@@ -1,10 +1,11 @@
-"""QueryService: one RPI C-FIND, from decoded identifier to response (PS3.4 Annex Q).
+"""QueryService: one RPI C-FIND, from request identifier to response (PS3.4 Annex Q).
 
-Theory of operation. Both network engines decode the request identifier in the
-negotiated transfer syntax and call ``QueryService.find``. The service validates the
-identifier against PS3.4 Q.2.1.1.3, looks the patient up in the store, renders the
-requested template and returns a ``FindResult``. It applies the status rules of
-PS3.4 Q.2.1.1.4 (summarised in the project's spec §3):
+Theory of operation. The engines hand the service the request identifier and the SOP
+class: pynetdicom decoded (``find``, answered with a Dataset), the native engine as the
+bytes it received (``find_encoded``, answered with the response identifier's bytes). The
+service checks the identifier against PS3.4 Q.2.1.1.3 with one set of rules
+(``service.request.validate``), looks the patient up in the store, renders the requested
+template and applies the status rules of PS3.4 Q.2.1.1.4 (the project's spec §3):
 
 - exactly one match: Pending FF00 with the identifier; the engine then sends 0000;
 - no match: Success 0000 alone;
@@ -16,8 +17,11 @@ PS3.4 Q.2.1.1.4 (summarised in the project's spec §3):
 - store unavailable, overloaded or too slow: A700;
 - a C-CANCEL that arrived before the answer: FE00.
 
-``find`` never raises: whatever goes wrong becomes a status. Patient identifiers are
-logged only at DEBUG.
+The byte path never builds a pydicom Dataset for the common requests: the request is
+read by a small parser (cached per distinct request), the patient comes from the store's
+compact copy, and ``render_identifier_bytes`` encodes the response directly, byte for
+byte what pydicom would write for ``find``'s Dataset. Neither call raises: whatever goes
+wrong becomes a status. Patient identifiers are logged only at DEBUG.
 """
 
 from __future__ import annotations
@@ -29,24 +33,27 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import BaseTag
 
 from rpi_async.dicom.status import FindStatus
-from rpi_async.dicom.uids import SOP_CLASS_BY_NAME, SopClass
+from rpi_async.dicom.uids import SOP_CLASS_BY_NAME
 from rpi_async.errors import StoreUnavailable
+from rpi_async.service.request import (
+    UNDECODABLE,
+    DatasetView,
+    Failure,
+    parse_request,
+    validate,
+)
 from rpi_async.service.stats import ServerStats
-from rpi_async.sr import registry
 from rpi_async.sr.render import render_identifier
+from rpi_async.sr.render_bytes import render_identifier_bytes
 from rpi_async.store.reader import PatientStore
 
 log = logging.getLogger("rpi_async.dimse")
 
-TAG_PATIENT_ID = Tag(0x0010, 0x0020)
-TAG_ISSUER = Tag(0x0010, 0x0021)
-TAG_CONTENT_TEMPLATE_SEQUENCE = Tag(0x0040, 0xA504)
-TAG_MAPPING_RESOURCE = Tag(0x0008, 0x0105)
-TAG_TEMPLATE_IDENTIFIER = Tag(0x0040, 0xDB00)
-DCMR = "DCMR"
+MAX_INFLATED = 16 * 1024 * 1024  # default limit of a deflated identifier, inflated
+_C100 = "More than one match: give Issuer of Patient ID"
 
 SOP_NAMES: dict[str, str] = {uid.value: name for name, uid in SOP_CLASS_BY_NAME.items()}
 
@@ -81,55 +88,19 @@ class FindResult:
         return ds
 
 
-class _Invalid(Exception):
-    def __init__(self, status: FindStatus, comment: str, *offending: BaseTag) -> None:
-        super().__init__(comment)
-        self.result = FindResult(status, None, comment, tuple(offending))
+@dataclass(frozen=True, slots=True)
+class EncodedFindResult:
+    """The answer to one C-FIND with the identifier encoded in the request's transfer syntax."""
+
+    status: FindStatus
+    identifier: bytes | None = None
+    error_comment: str | None = None
+    offending_elements: tuple[BaseTag, ...] = ()
+    template: str | None = None
 
 
-def _text(ds: Dataset, tag: BaseTag) -> str | None:
-    """A string element's value, stripped; None when absent. May raise on bad encoding."""
-    if tag not in ds:
-        return None
-    value = ds[tag].value
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        raise ValueError(f"element {tag} could not be decoded")
-    return str(value).strip()
-
-
-def _template_request(identifier: Dataset) -> tuple[str, str]:
-    """(mapping resource, template id) from the Content Template Sequence, or _Invalid."""
-    if TAG_CONTENT_TEMPLATE_SEQUENCE not in identifier:
-        raise _Invalid(
-            FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            "Content Template Sequence is required",
-            TAG_CONTENT_TEMPLATE_SEQUENCE,
-        )
-    seq = identifier[TAG_CONTENT_TEMPLATE_SEQUENCE].value
-    if not seq or len(seq) != 1:
-        raise _Invalid(
-            FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            "Content Template Sequence must have exactly one item",
-            TAG_CONTENT_TEMPLATE_SEQUENCE,
-        )
-    item = seq[0]
-    resource = _text(item, TAG_MAPPING_RESOURCE)
-    if resource != DCMR:
-        raise _Invalid(
-            FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            "Mapping Resource must be DCMR",
-            TAG_MAPPING_RESOURCE,
-        )
-    template_id = _text(item, TAG_TEMPLATE_IDENTIFIER)
-    if not template_id:
-        raise _Invalid(
-            FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            "Template Identifier is required",
-            TAG_TEMPLATE_IDENTIFIER,
-        )
-    return resource, template_id
+def _failure(failure: Failure) -> FindResult:
+    return FindResult(failure.status, None, failure.error_comment, failure.offending_elements)
 
 
 class QueryService:
@@ -155,70 +126,115 @@ class QueryService:
         is_cancelled: Callable[[], bool] = lambda: False,
     ) -> FindResult:
         """Answer one query. ``identifier`` None means it could not be decoded."""
-        sop_name = SOP_NAMES.get(str(sop_class_uid), "unknown")
         try:
             result = await self._find(identifier, sop_class_uid, is_cancelled)
-        except _Invalid as invalid:
-            result = invalid.result
-        except StoreUnavailable as exc:
-            log.warning("query from %s answered A700: %s", peer.ae_title, exc)
-            result = FindResult(FindStatus.OUT_OF_RESOURCES, error_comment=str(exc))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the engine must get a status, whatever happened
-            log.error("query from %s failed: %s: %s", peer.ae_title, type(exc).__name__, exc)
-            log.debug("query failure detail", exc_info=True)
-            result = FindResult(FindStatus.UNABLE_TO_PROCESS, error_comment="Unable to process")
-        self.stats.query_answered(sop_name, int(result.status))
+            result = FindResult(*self._status_for(exc, peer))
+        self.stats.query_answered(SOP_NAMES.get(str(sop_class_uid), "unknown"), int(result.status))
         return result
+
+    async def find_encoded(
+        self,
+        identifier: bytes | None,
+        transfer_syntax: str,
+        sop_class_uid: str,
+        peer: Peer,
+        *,
+        is_cancelled: Callable[[], bool] = lambda: False,
+        max_inflated: int = MAX_INFLATED,
+    ) -> EncodedFindResult:
+        """Answer one query from the identifier as received (None: none was sent).
+
+        The response identifier comes back encoded in ``transfer_syntax``, identical to
+        what pydicom would write for ``find``'s Dataset. A deflated identifier may inflate
+        to at most ``max_inflated`` bytes.
+        """
+        try:
+            result = await self._find_encoded(
+                identifier, transfer_syntax, sop_class_uid, peer, is_cancelled, max_inflated
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the engine must get a status, whatever happened
+            result = EncodedFindResult(*self._status_for(exc, peer))
+        self.stats.query_answered(SOP_NAMES.get(str(sop_class_uid), "unknown"), int(result.status))
+        return result
+
+    @staticmethod
+    def _status_for(exc: Exception, peer: Peer) -> tuple[FindStatus, None, str]:
+        """(status, no identifier, error comment) for a failure during a query."""
+        if isinstance(exc, StoreUnavailable):
+            log.warning("query from %s answered A700: %s", peer.ae_title, exc)
+            return FindStatus.OUT_OF_RESOURCES, None, str(exc)
+        log.error("query from %s failed: %s: %s", peer.ae_title, type(exc).__name__, exc)
+        log.debug("query failure detail", exc_info=True)
+        return FindStatus.UNABLE_TO_PROCESS, None, "Unable to process"
 
     async def _find(
         self, identifier: Dataset | None, sop_class_uid: str, is_cancelled: Callable[[], bool]
     ) -> FindResult:
-        if identifier is None:
-            return FindResult(
-                FindStatus.UNABLE_TO_PROCESS, error_comment="Identifier could not be decoded"
-            )
-        try:
-            sop_class = SopClass(str(sop_class_uid))
-        except ValueError:
-            return FindResult(FindStatus.UNABLE_TO_PROCESS, error_comment="SOP class not served")
-        try:
-            patient_id = _text(identifier, TAG_PATIENT_ID)
-            issuer = _text(identifier, TAG_ISSUER) or None
-            resource, template_id = _template_request(identifier)
-        except _Invalid:
-            raise
-        except Exception:
-            return FindResult(
-                FindStatus.UNABLE_TO_PROCESS, error_comment="Identifier could not be decoded"
-            )
-        if not patient_id:
-            raise _Invalid(
-                FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-                "Patient ID is required",
-                TAG_PATIENT_ID,
-            )
-        template = registry.resolve(sop_class, resource, template_id)
-        if template is None:
-            return FindResult(
-                FindStatus.UNABLE_TO_SUPPORT_TEMPLATE,
-                error_comment=f"Template {template_id[:16]} not supported for this SOP class",
-                offending_elements=(TAG_TEMPLATE_IDENTIFIER,),
-            )
-        log.debug("lookup patient_id=%r issuer=%r template=%s", patient_id, issuer, template_id)
-        records = await self.store.lookup(patient_id, issuer)
-        if is_cancelled():
-            return FindResult(FindStatus.CANCEL, template=template_id)
-        if not records:
-            return FindResult(FindStatus.SUCCESS, template=template_id)
-        if len(records) > 1:
-            return FindResult(
-                FindStatus.MORE_THAN_ONE_MATCH,
-                error_comment="More than one match: give Issuer of Patient ID",
-                template=template_id,
-            )
-        response = render_identifier(
-            records[0], template, identifier, observation_datetime=self._clock()
+        view = None if identifier is None else DatasetView(identifier)
+        query = validate(view, sop_class_uid)
+        if isinstance(query, Failure):
+            return _failure(query)
+        log.debug(
+            "lookup patient_id=%r issuer=%r template=%s",
+            query.patient_id,
+            query.issuer,
+            query.template_id,
         )
-        return FindResult(FindStatus.PENDING, response, template=template_id)
+        records = await self.store.lookup(query.patient_id, query.issuer)
+        tid = query.template_id
+        if is_cancelled():
+            return FindResult(FindStatus.CANCEL, template=tid)
+        if not records:
+            return FindResult(FindStatus.SUCCESS, template=tid)
+        if len(records) > 1:
+            return FindResult(FindStatus.MORE_THAN_ONE_MATCH, error_comment=_C100, template=tid)
+        response = render_identifier(
+            records[0], query.template, query.request, observation_datetime=self._clock()
+        )
+        return FindResult(FindStatus.PENDING, response, template=tid)
+
+    async def _find_encoded(
+        self,
+        identifier: bytes | None,
+        transfer_syntax: str,
+        sop_class_uid: str,
+        peer: Peer,
+        is_cancelled: Callable[[], bool],
+        max_inflated: int,
+    ) -> EncodedFindResult:
+        query = parse_request(identifier, transfer_syntax, sop_class_uid, max_inflated)
+        if isinstance(query, Failure):
+            if query.error_comment == UNDECODABLE and identifier is not None:
+                log.info("undecodable identifier from %s", peer.address)
+            return EncodedFindResult(
+                query.status, None, query.error_comment, query.offending_elements
+            )
+        log.debug(
+            "lookup patient_id=%r issuer=%r template=%s",
+            query.patient_id,
+            query.issuer,
+            query.template_id,
+        )
+        patients = await self.store.lookup_compact(query.patient_id, query.issuer)
+        tid = query.template_id
+        if is_cancelled():
+            return EncodedFindResult(FindStatus.CANCEL, template=tid)
+        if not patients:
+            return EncodedFindResult(FindStatus.SUCCESS, template=tid)
+        if len(patients) > 1:
+            return EncodedFindResult(
+                FindStatus.MORE_THAN_ONE_MATCH, error_comment=_C100, template=tid
+            )
+        data = render_identifier_bytes(
+            patients[0],
+            query.template,
+            query.request,
+            transfer_syntax,
+            observation_datetime=self._clock(),
+        )
+        return EncodedFindResult(FindStatus.PENDING, data, template=tid)

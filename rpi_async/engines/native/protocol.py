@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, cast
 from rpi_async.dicom.status import FindStatus
 from rpi_async.engines.assoc_log import AssociationRecord
 from rpi_async.engines.assoc_log import log as access_log
-from rpi_async.engines.native.codec import UndecodableIdentifier, decode_identifier
-from rpi_async.service.query import SOP_NAMES, Peer
+from rpi_async.service.query import SOP_NAMES, EncodedFindResult, Peer
 from rpi_async.ul import (
     NEED_DATA,
     Aborted,
@@ -208,29 +207,27 @@ class AssociationProtocol(asyncio.Protocol):
     async def _find(self, event: DimseMessage, command: CFindRQ) -> None:
         context = self.conn.accepted_contexts.get(event.context_id)
         sop = command.affected_sop_class_uid
-        transfer_syntax = context.transfer_syntax if context else ""
-        identifier = None
-        if event.dataset is not None and context is not None:
-            try:
-                identifier = decode_identifier(
-                    event.dataset, transfer_syntax, self.engine.max_message_length
-                )
-            except UndecodableIdentifier as exc:
-                log.info("undecodable identifier from %s: %s", self.peer.address, exc)
         message_id = command.message_id
 
         def is_cancelled() -> bool:
             return message_id in self._cancel_for
 
-        result = await self.engine.service.find(
-            identifier, sop, self.peer, is_cancelled=is_cancelled
+        # The service reads the identifier in the context's transfer syntax and answers
+        # with the response identifier already encoded in it.
+        result = await self.engine.service.find_encoded(
+            event.dataset if context is not None else None,
+            context.transfer_syntax if context is not None else "",
+            sop,
+            self.peer,
+            is_cancelled=is_cancelled,
+            max_inflated=self.engine.max_message_length,
         )
         if result.status is not FindStatus.CANCEL and is_cancelled():
-            result = type(result)(FindStatus.CANCEL)
+            result = EncodedFindResult(FindStatus.CANCEL)
         self._cancel_for.discard(message_id)
         assert self.record is not None
         if result.status is FindStatus.PENDING and result.identifier is not None:
-            payload = self.engine.encode(result.identifier, transfer_syntax)
+            payload = result.identifier
             self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.PENDING), payload)
             self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.SUCCESS), None)
             self.record.statuses += (FindStatus.PENDING, FindStatus.SUCCESS)

@@ -1,0 +1,458 @@
+"""The request identifier of an RPI query: read once, checked by one set of rules.
+
+Theory of operation (PS3.4 Q.2.1.1.3; the status rules are the project's spec §3).
+``validate`` holds the rules every path shares, in the order they apply: an
+undecodable identifier or an unserved SOP class is C000; a missing Content Template
+Sequence, one without exactly one item, a Mapping Resource other than DCMR or an empty
+Template Identifier is A900 with the Offending Element; then a missing Patient ID is
+A900; a template the SOP class does not support is C200. It reads the identifier
+through a ``RequestView``, of which there are two:
+
+- ``DatasetView``, over a pydicom Dataset: what pynetdicom hands its engine, and the
+  fallback of the byte path. Values are decoded lazily, in the order the rules need
+  them, so a bad value the rules never reach changes nothing.
+- ``ParsedRequest``, from ``parse_simple``: a small reader of the identifiers SCUs send
+  (Implicit or Explicit VR Little Endian, tags ascending, patient keys, the Content
+  Template Sequence, the SR content keys, zero-length return keys of the data
+  dictionary). It answers exactly what pydicom would, and returns None (use pydicom)
+  for anything outside those cases: private or unknown tags, values that are not plain
+  ASCII, a character set other than the default, Latin-1 or UTF-8, malformed lengths.
+
+``parse_request`` is the byte path's entry: identical request bytes recur constantly
+(same SCU, same query), and the outcome is a pure function of (bytes, transfer syntax,
+SOP class), so it is kept in a bounded LRU cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+from pydicom._dicom_dict import DicomDictionary
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
+from pydicom.valuerep import VR
+
+from rpi_async.dicom.status import FindStatus
+from rpi_async.dicom.transfer import (
+    DEFLATED,
+    IMPLICIT,
+    LITTLE_ENDIAN_SYNTAXES,
+    UndecodableIdentifier,
+    inflate,
+    read_identifier,
+)
+from rpi_async.dicom.uids import SopClass
+from rpi_async.sr import registry
+from rpi_async.sr.content import Template
+from rpi_async.sr.render import CONTENT_KEYS, RECORD_KEYS, RequestKeys
+from rpi_async.sr.wire import LONG_VRS
+
+log = logging.getLogger("rpi_async.dimse")
+
+# Plain ints: comparing a pydicom BaseTag runs a Python-level __eq__.
+TAG_PATIENT_ID = 0x00100020
+TAG_ISSUER = 0x00100021
+TAG_OTHER_PATIENT_IDS = 0x00101002
+TAG_SPECIFIC_CHARACTER_SET = 0x00080005
+TAG_CONTENT_TEMPLATE_SEQUENCE = 0x0040A504
+TAG_MAPPING_RESOURCE = 0x00080105
+TAG_TEMPLATE_IDENTIFIER = 0x0040DB00
+_CONTENT_KEYS = frozenset(int(tag) for tag in CONTENT_KEYS)
+_ECHOED_ANY_VALUE = frozenset(RECORD_KEYS) | {TAG_OTHER_PATIENT_IDS}
+DCMR = "DCMR"
+UNDECODABLE = "Identifier could not be decoded"
+
+CACHE_SIZE = 4096  # distinct request identifiers remembered
+CACHE_MAX_BYTES = 4096  # larger identifiers are parsed every time
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A request answered with a failure status, before any lookup."""
+
+    status: FindStatus
+    error_comment: str
+    offending_elements: tuple[BaseTag, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A valid request: whom to look up, what to render, which keys to echo."""
+
+    patient_id: str
+    issuer: str | None
+    template: Template
+    template_id: str
+    request: Dataset | RequestKeys  # what ``render_identifier(_bytes)`` takes
+
+
+class RequestView(Protocol):
+    """What the rules read from a request identifier."""
+
+    def text(self, tag: int) -> str | None:
+        """A top-level string value, stripped; None when absent; raises when undecodable."""
+
+    def template_items(self) -> int | None:
+        """Items in the Content Template Sequence; None when it is absent."""
+
+    def item_text(self, tag: int) -> str | None:
+        """A string value of the (single) Content Template Sequence item, like ``text``."""
+
+    @property
+    def request(self) -> Dataset | RequestKeys: ...
+
+
+class _Invalid(Exception):
+    def __init__(self, status: FindStatus, comment: str, *offending: int) -> None:
+        super().__init__(comment)
+        self.failure = Failure(status, comment, tuple(BaseTag(t) for t in offending))
+
+
+def _not_matching(comment: str, tag: int) -> _Invalid:
+    return _Invalid(FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, comment, tag)
+
+
+def _text(ds: Dataset, tag: int) -> str | None:
+    """A string element's value, stripped; None when absent. May raise on bad encoding."""
+    if tag not in ds:
+        return None
+    value = ds[tag].value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        raise ValueError(f"element {tag} could not be decoded")
+    return str(value).strip()
+
+
+class DatasetView:
+    """A request identifier decoded by pydicom."""
+
+    __slots__ = ("_sequence", "identifier")
+
+    def __init__(self, identifier: Dataset) -> None:
+        self.identifier = identifier
+        self._sequence: Any = None
+
+    def text(self, tag: int) -> str | None:
+        return _text(self.identifier, tag)
+
+    def template_items(self) -> int | None:
+        if TAG_CONTENT_TEMPLATE_SEQUENCE not in self.identifier:
+            return None
+        self._sequence = self.identifier[TAG_CONTENT_TEMPLATE_SEQUENCE].value
+        return len(self._sequence) if self._sequence else 0
+
+    def item_text(self, tag: int) -> str | None:
+        return _text(self._sequence[0], tag)
+
+    @property
+    def request(self) -> Dataset:
+        return self.identifier
+
+
+def _template_request(view: RequestView) -> tuple[str, str]:
+    """(mapping resource, template id) from the Content Template Sequence, or _Invalid."""
+    items = view.template_items()
+    if items is None:
+        raise _not_matching("Content Template Sequence is required", TAG_CONTENT_TEMPLATE_SEQUENCE)
+    if items != 1:
+        raise _not_matching(
+            "Content Template Sequence must have exactly one item", TAG_CONTENT_TEMPLATE_SEQUENCE
+        )
+    resource = view.item_text(TAG_MAPPING_RESOURCE)
+    if resource != DCMR:
+        raise _not_matching("Mapping Resource must be DCMR", TAG_MAPPING_RESOURCE)
+    template_id = view.item_text(TAG_TEMPLATE_IDENTIFIER)
+    if not template_id:
+        raise _not_matching("Template Identifier is required", TAG_TEMPLATE_IDENTIFIER)
+    return resource, template_id
+
+
+def validate(view: RequestView | None, sop_class_uid: str) -> Query | Failure:
+    """The service's rules for a request identifier (None: it could not be decoded)."""
+    if view is None:
+        return Failure(FindStatus.UNABLE_TO_PROCESS, UNDECODABLE)
+    try:
+        sop_class = SopClass(str(sop_class_uid))
+    except ValueError:
+        return Failure(FindStatus.UNABLE_TO_PROCESS, "SOP class not served")
+    try:
+        patient_id = view.text(TAG_PATIENT_ID)
+        issuer = view.text(TAG_ISSUER) or None
+        resource, template_id = _template_request(view)
+    except _Invalid as invalid:
+        return invalid.failure
+    except Exception:
+        return Failure(FindStatus.UNABLE_TO_PROCESS, UNDECODABLE)
+    if not patient_id:
+        return Failure(
+            FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+            "Patient ID is required",
+            (BaseTag(TAG_PATIENT_ID),),
+        )
+    template = registry.resolve(sop_class, resource, template_id)
+    if template is None:
+        return Failure(
+            FindStatus.UNABLE_TO_SUPPORT_TEMPLATE,
+            f"Template {template_id[:16]} not supported for this SOP class",
+            (BaseTag(TAG_TEMPLATE_IDENTIFIER),),
+        )
+    return Query(patient_id, issuer, template, template_id, view.request)
+
+
+# --- the simple reader ------------------------------------------------------------------
+
+_U16x2 = struct.Struct("<HH").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_UNDEFINED = 0xFFFFFFFF
+_ITEM = 0xFFFEE000
+_ITEM_END = 0xFFFEE00D
+_SEQUENCE_END = 0xFFFEE0DD
+_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
+_MAX_LO = 64
+_MAX_CS = 16
+_VRS = frozenset(str(vr) for vr in VR if len(str(vr)) == 2)
+
+
+class _Unsupported(Exception):
+    """Outside the simple reader's cases: let pydicom read it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    """A request read by ``parse_simple``: the values the rules need, and the echo keys."""
+
+    patient_id: str | None
+    issuer: str | None
+    items: int | None
+    mapping_resource: str | None
+    template_id: str | None
+    keys: RequestKeys
+
+    def text(self, tag: int) -> str | None:
+        return self.patient_id if tag == TAG_PATIENT_ID else self.issuer
+
+    def template_items(self) -> int | None:
+        return self.items
+
+    def item_text(self, tag: int) -> str | None:
+        return self.mapping_resource if tag == TAG_MAPPING_RESOURCE else self.template_id
+
+    @property
+    def request(self) -> RequestKeys:
+        return self.keys
+
+
+_PLAIN = bytes(b for b in range(0x20, 0x7F) if b != 0x5C)  # printable ASCII but backslash
+
+
+def _plain(data: bytes, start: int, end: int, limit: int) -> str:
+    """A single printable-ASCII value, stripped as pydicom and the rules strip it."""
+    raw = data[start:end]
+    if end - start > limit or raw.translate(None, _PLAIN):
+        raise _Unsupported("not a plain single value")
+    return raw.decode("ascii").strip()
+
+
+class _Reader:
+    """Walks the elements of one data set (or item) of a request identifier."""
+
+    __slots__ = ("data", "implicit")
+
+    def __init__(self, data: bytes, implicit: bool) -> None:
+        self.data = data
+        self.implicit = implicit
+
+    def header(self, pos: int) -> tuple[int, str | None, int, int]:
+        """(tag, VR or None if implicit, value length, value start) of the element at pos."""
+        data = self.data
+        if pos + 8 > len(data):
+            raise _Unsupported("truncated element")
+        group, number = _U16x2(data, pos)
+        tag = group << 16 | number
+        if self.implicit or group == 0xFFFE:
+            return tag, None, _U32(data, pos + 4)[0], pos + 8
+        vr = data[pos + 4 : pos + 6].decode("latin-1")
+        if vr not in _VRS:
+            raise _Unsupported("unknown VR")
+        if vr in LONG_VRS:
+            if pos + 12 > len(data):
+                raise _Unsupported("truncated element")
+            return tag, vr, _U32(data, pos + 8)[0], pos + 12
+        return tag, vr, _U16(data, pos + 6)[0], pos + 8
+
+    def end_of(self, tag: int, vr: str | None, length: int, start: int) -> int:
+        """Where the value starting at ``start`` ends (a whole sequence if undefined)."""
+        if length != _UNDEFINED:
+            end = start + length
+            if end > len(self.data):
+                raise _Unsupported("value runs past the end")
+            return end
+        if (vr or _dictionary_vr(tag)) != "SQ":
+            raise _Unsupported("undefined length outside a sequence")
+        return self.skip_items(start)[0]
+
+    def skip_items(self, pos: int) -> tuple[int, int]:
+        """(end, item count) of an undefined-length sequence whose items start at pos."""
+        count = 0
+        while True:
+            tag, _, length, start = self.header(pos)
+            if tag == _SEQUENCE_END:
+                return start, count
+            if tag != _ITEM:
+                raise _Unsupported("not an item")
+            count += 1
+            pos = self.item_end(length, start)
+
+    def item_end(self, length: int, start: int) -> int:
+        if length != _UNDEFINED:
+            end = start + length
+            if end > len(self.data):
+                raise _Unsupported("item runs past the end")
+            return end
+        pos = start
+        while True:
+            tag, vr, length, value = self.header(pos)
+            if tag == _ITEM_END:
+                return value
+            pos = self.end_of(tag, vr, length, value)
+
+    def items(self, start: int, end: int | None) -> list[tuple[int, int]]:
+        """(start, end) of each item's elements, for a sequence value at start."""
+        found: list[tuple[int, int]] = []
+        pos = start
+        while end is None or pos < end:
+            tag, _, length, value = self.header(pos)
+            if end is None and tag == _SEQUENCE_END:
+                return found
+            if tag != _ITEM:
+                raise _Unsupported("not an item")
+            pos = self.item_end(length, value)
+            found.append((value, pos if length != _UNDEFINED else pos - 8))
+        if pos != end:
+            raise _Unsupported("sequence length mismatch")
+        return found
+
+    def template_item(self, start: int, end: int) -> tuple[str | None, str | None]:
+        """Mapping Resource and Template Identifier of a Content Template Sequence item."""
+        resource = template_id = None
+        pos = start
+        while pos < end:
+            tag, vr, length, value = self.header(pos)
+            if tag in (TAG_MAPPING_RESOURCE, TAG_TEMPLATE_IDENTIFIER):
+                if length == _UNDEFINED or vr not in (None, "CS"):
+                    raise _Unsupported("unusual template element")
+                pos = value + length
+                text = _plain(self.data, value, pos, _MAX_CS)
+                if tag == TAG_MAPPING_RESOURCE:
+                    resource = text
+                else:
+                    template_id = text
+            else:
+                pos = self.end_of(tag, vr, length, value)
+        if pos != end:
+            raise _Unsupported("item length mismatch")
+        return resource, template_id
+
+
+@lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str | None:
+    entry = DicomDictionary.get(tag)
+    return None if entry is None else str(entry[0])
+
+
+def parse_simple(data: bytes, implicit: bool) -> ParsedRequest | None:
+    """The request read without pydicom, or None when pydicom must read it."""
+    try:
+        return _parse(_Reader(data, implicit))
+    except _Unsupported:
+        return None
+
+
+def _parse(reader: _Reader) -> ParsedRequest:
+    data = reader.data
+    values: dict[int, str] = {}
+    keys: list[tuple[int, str]] = []
+    items: int | None = None
+    resource = template_id = None
+    pos, previous = 0, -1
+    while pos < len(data):
+        tag, vr, length, value = reader.header(pos)
+        group = tag >> 16
+        if tag <= previous or group in (0, 2) or group & 1 or tag & 0xFFFF == 0:
+            raise _Unsupported("out of order, command, meta, group length or private element")
+        previous = tag
+        known = _dictionary_vr(tag)
+        if known is None or " " in known or (vr is not None and vr != known):
+            raise _Unsupported("not a plain data dictionary element")
+        if tag == TAG_CONTENT_TEMPLATE_SEQUENCE:
+            end = None if length == _UNDEFINED else value + length
+            found = reader.items(value, end)
+            items = len(found)
+            if found:
+                resource, template_id = reader.template_item(*found[0])
+            pos = reader.end_of(tag, known, length, value)
+            continue
+        pos = reader.end_of(tag, known, length, value)
+        if tag in (TAG_PATIENT_ID, TAG_ISSUER):
+            values[tag] = _plain(data, value, pos, _MAX_LO)
+        elif (
+            tag == TAG_SPECIFIC_CHARACTER_SET and _plain(data, value, pos, _MAX_CS) not in _CHARSETS
+        ):
+            raise _Unsupported("character set")
+        if tag in _CONTENT_KEYS:
+            continue
+        if tag in _ECHOED_ANY_VALUE or length == 0:
+            keys.append((tag, known))
+        else:
+            raise _Unsupported("a return key with a value")
+    if pos != len(data):
+        raise _Unsupported("trailing bytes")
+    return ParsedRequest(
+        values.get(TAG_PATIENT_ID),
+        values.get(TAG_ISSUER),
+        items,
+        resource,
+        template_id,
+        tuple(keys),
+    )
+
+
+def parse_request(
+    data: bytes | None, transfer_syntax: str, sop_class_uid: str, max_inflated: int
+) -> Query | Failure:
+    """Read and check a request identifier in its transfer syntax (None: none was sent)."""
+    if data is None:
+        return Failure(FindStatus.UNABLE_TO_PROCESS, UNDECODABLE)
+    if len(data) <= CACHE_MAX_BYTES:
+        return _parse_cached(data, transfer_syntax, sop_class_uid, max_inflated)
+    return _parse_request(data, transfer_syntax, sop_class_uid, max_inflated)
+
+
+def _parse_request(
+    data: bytes, transfer_syntax: str, sop_class_uid: str, max_inflated: int
+) -> Query | Failure:
+    try:
+        if transfer_syntax in LITTLE_ENDIAN_SYNTAXES:
+            plain = inflate(data, max_inflated) if transfer_syntax == DEFLATED else data
+            simple = parse_simple(plain, transfer_syntax == IMPLICIT)
+            if simple is not None:
+                return validate(simple, sop_class_uid)
+        view = DatasetView(read_identifier(data, transfer_syntax, max_inflated))
+    except UndecodableIdentifier as exc:
+        log.debug("undecodable identifier: %s", exc)
+        return validate(None, sop_class_uid)
+    return validate(view, sop_class_uid)
+
+
+_parse_cached = lru_cache(maxsize=CACHE_SIZE)(_parse_request)
+
+
+def clear_cache() -> None:
+    """Forget every parsed request (tests, benchmarks)."""
+    _parse_cached.cache_clear()

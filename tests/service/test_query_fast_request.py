@@ -1,0 +1,236 @@
+"""The simple request reader answers exactly as pydicom's reading does, or defers to it."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.dataset import Dataset
+
+from rpi_async import scu
+from rpi_async.bench.identifier import IdentifierTemplate, QueryModel
+from rpi_async.dicom.status import FindStatus
+from rpi_async.dicom.transfer import (
+    DEFLATED,
+    EXPLICIT,
+    IMPLICIT,
+    UndecodableIdentifier,
+    read_identifier,
+    write_identifier,
+)
+from rpi_async.dicom.uids import SopClass
+from rpi_async.service import request as rq
+from rpi_async.service.request import DatasetView, Failure, ParsedRequest, Query
+from rpi_async.sr.render import request_keys
+
+GENERAL = SopClass.GENERAL_RPI_QUERY.value
+LIMIT = 1 << 20
+
+
+def _pydicom_outcome(data: bytes, ts: str, sop: str = GENERAL) -> Any:
+    """What the rules say when pydicom reads the identifier (the reference)."""
+    try:
+        view = DatasetView(read_identifier(data, ts, LIMIT))
+    except UndecodableIdentifier:
+        return _summary(rq.validate(None, sop))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome = rq.validate(view, sop)
+        if isinstance(outcome, Query):
+            try:
+                keys: Any = request_keys(view.identifier)
+            except Exception as exc:  # the renderer would fail too: C000 either way
+                keys = type(exc)
+            return (*_summary(outcome), keys)
+    return _summary(outcome)
+
+
+def _simple_outcome(parsed: ParsedRequest, sop: str = GENERAL) -> Any:
+    outcome = rq.validate(parsed, sop)
+    if isinstance(outcome, Query):
+        return (*_summary(outcome), outcome.request)
+    return _summary(outcome)
+
+
+def _summary(outcome: Query | Failure) -> tuple[Any, ...]:
+    if isinstance(outcome, Failure):
+        return (outcome.status, outcome.error_comment, outcome.offending_elements)
+    return (outcome.patient_id, outcome.issuer, outcome.template_id, outcome.template.tid)
+
+
+def _requests() -> list[Dataset]:
+    out = [
+        scu.build_request("P0001", issuer, tid)
+        for issuer in (None, "", "HOSP_A")
+        for tid in ("9007", "3802", "12")
+    ]
+    bare = scu.build_request("  P 1  ", "ISS")
+    bare.SpecificCharacterSet = "ISO_IR 100"
+    bare.OtherPatientIDsSequence = []
+    bare.PatientComments = ""
+    bare.ReferencedPatientSequence = [Dataset()]  # an item: pydicom's reading decides
+    out.append(bare)
+    for keyword in ("PatientID", "ContentTemplateSequence"):
+        ds = scu.build_request("P0001")
+        delattr(ds, keyword)
+        out.append(ds)
+    two = scu.build_request("P0001")
+    two.ContentTemplateSequence.append(Dataset())
+    out.append(two)
+    empty_item = scu.build_request("P0001")
+    empty_item.ContentTemplateSequence = [Dataset()]
+    out.append(empty_item)
+    snm = scu.build_request("P0001")
+    snm.ContentTemplateSequence[0].MappingResource = "SNM3"
+    out.append(snm)
+    return out
+
+
+@pytest.mark.parametrize("ts", [IMPLICIT, EXPLICIT])
+@pytest.mark.parametrize("index", range(len(_requests())))
+def test_pydicom_written_requests(index: int, ts: str) -> None:
+    data = write_identifier(_requests()[index], ts)
+    parsed = rq.parse_simple(data, ts == IMPLICIT)
+    if parsed is not None:
+        assert _simple_outcome(parsed) == _pydicom_outcome(data, ts)
+
+
+def test_the_usual_requests_are_read_without_pydicom() -> None:
+    for ts in (IMPLICIT, EXPLICIT):
+        data = write_identifier(scu.build_request("P0001", "HOSP_A"), ts)
+        parsed = rq.parse_simple(data, ts == IMPLICIT)
+        assert parsed is not None
+        assert (parsed.patient_id, parsed.issuer, parsed.template_id) == ("P0001", "HOSP_A", "9007")
+    for explicit in (False, True):  # the load generator's: defined-length sequences
+        data = IdentifierTemplate(QueryModel.RPI, "9000", explicit=explicit).encode("DEMO1", None)
+        parsed = rq.parse_simple(data, not explicit)
+        assert parsed is not None
+        assert parsed.keys == (
+            (0x00100010, "PN"),
+            (0x00100020, "LO"),
+            (0x00100030, "DA"),
+            (0x00100040, "CS"),
+        )
+
+
+def _with(**elements: Any) -> Dataset:
+    ds = scu.build_request("P0001", "HOSP_A")
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+GROUP_LENGTH = {  # (0008,0000) UL 4: pydicom never writes one, some SCUs do
+    IMPLICIT: b"\x08\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00",
+    EXPLICIT: b"\x08\x00\x00\x00UL\x04\x00\x00\x00\x00\x00",
+}
+UNSUPPORTED = {
+    "private element": lambda ts: write_identifier(_add(_with(), 0x00091010, "LO", "x"), ts),
+    "group length": lambda ts: GROUP_LENGTH[ts] + write_identifier(_with(), ts),
+    "backslash in the ID": lambda ts: write_identifier(_with(PatientID="A\\B"), ts),
+    "non-ASCII ID": lambda ts: write_identifier(
+        _with(PatientID="Ä1", SpecificCharacterSet="ISO_IR 192"), ts
+    ),
+    "other character set": lambda ts: write_identifier(
+        _with(SpecificCharacterSet="ISO_IR 144"), ts
+    ),
+    "a return key with a value": lambda ts: write_identifier(_with(PatientComments="hi"), ts),
+    "ambiguous VR": lambda ts: write_identifier(_add(_with(), 0x00281101, "US", None), ts),
+}
+
+
+def _add(ds: Dataset, tag: int, vr: str, value: Any) -> Dataset:
+    ds.add_new(tag, vr, value)
+    return ds
+
+
+@pytest.mark.parametrize("case", sorted(UNSUPPORTED))
+def test_unusual_requests_are_left_to_pydicom(case: str) -> None:
+    for ts in (IMPLICIT, EXPLICIT):
+        data = UNSUPPORTED[case](ts)
+        assert rq.parse_simple(data, ts == IMPLICIT) is None
+        assert (
+            _summary(rq.parse_request(data, ts, GENERAL, LIMIT)) == _pydicom_outcome(data, ts)[:4]
+        )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x10\x00\x20\x00\xff\xff\x00\x10garbage",
+        b"\x00" * 7,
+        b"\x10\x00\x20\x00\x04\x00\x00\x00P1  \x10\x00\x10\x00\x00\x00\x00\x00",  # out of order
+    ],
+    ids=["empty", "runs-past-end", "truncated", "out-of-order"],
+)
+def test_malformed_identifiers(data: bytes) -> None:
+    parsed = rq.parse_simple(data, True)
+    if parsed is not None:
+        assert _simple_outcome(parsed) == _pydicom_outcome(data, IMPLICIT)
+    outcome = rq.parse_request(data, IMPLICIT, GENERAL, LIMIT)
+    assert _summary(outcome) == _pydicom_outcome(data, IMPLICIT)[:3]
+
+
+def test_deflated_requests_and_a_corrupt_one() -> None:
+    data = write_identifier(scu.build_request("P0001", "HOSP_A", "3802"), DEFLATED)
+    outcome = rq.parse_request(data, DEFLATED, GENERAL, LIMIT)
+    assert isinstance(outcome, Query)
+    assert (outcome.patient_id, outcome.template_id) == ("P0001", "3802")
+    broken = rq.parse_request(b"\xff\x00garbage!", DEFLATED, GENERAL, LIMIT)
+    assert isinstance(broken, Failure)
+    assert broken.status is FindStatus.UNABLE_TO_PROCESS
+    too_big = rq.parse_request(data, DEFLATED, GENERAL, 16)
+    assert isinstance(too_big, Failure)
+
+
+def test_identical_requests_are_parsed_once() -> None:
+    rq.clear_cache()
+    data = write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT)
+    first = rq.parse_request(data, IMPLICIT, GENERAL, LIMIT)
+    again = rq.parse_request(bytes(data), IMPLICIT, GENERAL, LIMIT)
+    assert again is first
+    other_sop = rq.parse_request(data, IMPLICIT, SopClass.CARDIAC_RPI_QUERY.value, LIMIT)
+    assert isinstance(other_sop, Failure)  # 9007 is not a cardiac template: not the cached one
+    assert other_sop.status is FindStatus.UNABLE_TO_SUPPORT_TEMPLATE
+    huge = data + write_identifier(_add(Dataset(), 0x7FE00010, "OB", bytes(5000)), IMPLICIT)
+    assert rq.parse_request(huge, IMPLICIT, GENERAL, LIMIT) is not rq.parse_request(
+        huge, IMPLICIT, GENERAL, LIMIT
+    )  # too large to keep
+
+
+BASE = [
+    write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT),
+    IdentifierTemplate(QueryModel.RPI, "9007", explicit=False).encode("DEMO000001", "DEMO"),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from(BASE),
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 200), st.integers(0, 255), st.sampled_from(["set", "cut", "insert"])
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_whatever_the_bytes_the_simple_reader_agrees_with_pydicom(
+    base: bytes, edits: list[tuple[int, int, str]]
+) -> None:
+    data = bytearray(base)
+    for position, byte, kind in edits:
+        at = position % (len(data) + 1)
+        if kind == "set" and at < len(data):
+            data[at] = byte
+        elif kind == "cut":
+            del data[at:]
+        else:
+            data[at:at] = bytes([byte])
+    parsed = rq.parse_simple(bytes(data), True)
+    if parsed is not None:
+        assert _simple_outcome(parsed) == _pydicom_outcome(bytes(data), IMPLICIT)
