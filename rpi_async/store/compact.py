@@ -254,7 +254,7 @@ def _codes(triples: list[list[str]]) -> list[Code | None]:
     keys = list(map(tuple, triples))
     found: list[Code | None] = [None]
     found.extend(map(_CODES.get, keys))
-    if None in found[1:]:
+    if not all(found[1:]):  # (``None in`` would call Code.__eq__ on each code)
         for i, key in enumerate(keys, 1):
             if found[i] is None:
                 found[i] = _code(key)

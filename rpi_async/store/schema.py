@@ -83,16 +83,32 @@ def _v2_compact_facts(conn: sqlite3.Connection) -> None:
     the writer keeps it up to date from then on.
     """
     conn.execute("ALTER TABLE patient ADD COLUMN facts_doc TEXT")
+    fill_compact_copies(conn)
+
+
+def fill_compact_copies(conn: sqlite3.Connection) -> int:
+    """(Re)write every patient's compact copy from the fact table; the patient count.
+
+    Part of the version 2 migration; also repairs a database whose copies are missing
+    or of an older format (the reader then falls back to the slower fact table). Run it
+    inside a transaction to make it atomic.
+    """
     columns = ", ".join(f'"{c}"' for c in FACT_COLUMNS)
     rows = conn.execute(f"SELECT patient_pk, {columns} FROM fact ORDER BY patient_pk, seq")
     batch: list[tuple[str, int]] = []
+    count = 0
     for pk, group in itertools.groupby(rows, key=itemgetter(0)):
         batch.append((compact.encode_slots(compact.slots_from_row(r[1:]) for r in group), pk))
+        count += 1
         if len(batch) >= 5000:
             conn.executemany("UPDATE patient SET facts_doc = ? WHERE pk = ?", batch)
             batch.clear()
     conn.executemany("UPDATE patient SET facts_doc = ? WHERE pk = ?", batch)
-    conn.execute("UPDATE patient SET facts_doc = ? WHERE facts_doc IS NULL", (compact.EMPTY_DOC,))
+    conn.execute(
+        "UPDATE patient SET facts_doc = ? WHERE pk NOT IN (SELECT DISTINCT patient_pk FROM fact)",
+        (compact.EMPTY_DOC,),
+    )
+    return count
 
 
 # A migration is an SQL script or a function run inside the migration's transaction.

@@ -115,3 +115,21 @@ def test_the_writer_migrates_too_and_then_maintains_the_copy(tmp_path: Path) -> 
         conn.close()
     assert compact_records == _table_records(path)
     assert compact_records[0].version == 2
+
+
+def test_stale_copies_are_repaired(tmp_path: Path) -> None:
+    path = tmp_path / "stale.sqlite3"
+    _version_1(path, RECORDS)
+    conn = schema.connect_writer(path)  # migrates to version 2
+    try:
+        conn.execute("UPDATE patient SET facts_doc = '1\n[]\n'")  # an unreadable format
+        conn.execute("BEGIN")
+        assert schema.fill_compact_copies(conn) == len(RECORDS) - 1  # one has no facts
+        conn.execute("COMMIT")
+        docs = [r[0] for r in conn.execute("SELECT facts_doc FROM patient ORDER BY pk")]
+        served = [lookup_compact_now(conn, r.patient_id, r.issuer)[0].to_record() for r in RECORDS]
+    finally:
+        conn.close()
+    assert all(compact.parse(doc) is not None for doc in docs)
+    assert docs[-1] == compact.EMPTY_DOC
+    assert served == _table_records(path)
