@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
@@ -103,6 +104,24 @@ def _failure(failure: Failure) -> FindResult:
     return FindResult(failure.status, None, failure.error_comment, failure.offending_elements)
 
 
+_zone: list[tuple[int, tzinfo | None]] = [(-1, None)]  # (second, local zone then)
+
+
+def local_now() -> datetime:
+    """``datetime.now().astimezone()``, the local zone looked up once per second.
+
+    (Finding the local zone costs a ``localtime`` call and a timezone object; a busy
+    server asks for the time thousands of times a second.)
+    """
+    now = time.time()
+    second = int(now)
+    cached_second, zone = _zone[0]
+    if cached_second != second or zone is None:
+        zone = datetime.fromtimestamp(now).astimezone().tzinfo
+        _zone[0] = (second, zone)
+    return datetime.fromtimestamp(now, zone)
+
+
 class QueryService:
     """Answers RPI C-FINDs from a patient store. Shared by every engine."""
 
@@ -111,7 +130,7 @@ class QueryService:
         store: PatientStore,
         *,
         stats: ServerStats | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        clock: Callable[[], datetime] = local_now,
     ) -> None:
         self.store = store
         self.stats = stats if stats is not None else ServerStats()

@@ -72,7 +72,7 @@ from rpi_async.sr.render import (
 from rpi_async.sr.wire import ITEM, UL
 from rpi_async.store.model import OtherPatientId
 
-_MAX_LEAVES = 4096  # cached CODE items per node and VR mode
+_MAX_LEAVES = 1024  # cached whole items per node and VR mode (CODE; NUM separately)
 _MAX_CODES = 1 << 15  # cached code sequences per tag and VR mode
 _SEPARATE = element(CONTINUITY_OF_CONTENT, "CS", "SEPARATE")
 _CONTAINER_VALUE_TYPE = element(VALUE_TYPE, "CS", ValueType.CONTAINER.value)

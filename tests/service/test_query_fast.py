@@ -24,7 +24,7 @@ from rpi_async.dicom.transfer import (
 from rpi_async.dicom.uids import SopClass
 from rpi_async.errors import StoreUnavailable
 from rpi_async.service import request as rq
-from rpi_async.service.query import EncodedFindResult, FindResult, Peer, QueryService
+from rpi_async.service.query import EncodedFindResult, FindResult, Peer, QueryService, local_now
 from rpi_async.store.reader import PatientStore
 
 PEER = Peer("TEST", "127.0.0.1", 40000)
@@ -213,3 +213,12 @@ async def test_observation_datetime_is_the_time_of_each_query(sample_db: Path) -
         read_identifier(a.identifier or b"", IMPLICIT, LIMIT).ObservationDateTime for a in answers
     ]
     assert texts == ["20261128120000+0100", "20261128120001+0100", "20261128110000+0000"]
+
+
+def test_default_clock_is_local_time_with_its_zone() -> None:
+    before = datetime.now().astimezone()
+    now = local_now()
+    after = datetime.now().astimezone()
+    assert before <= now <= after
+    assert now.utcoffset() == after.utcoffset()
+    assert now.tzinfo is not None
