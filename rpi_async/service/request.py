@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -85,7 +85,7 @@ class Query:
 
     patient_id: str
     issuer: str | None
-    template: Template
+    template: Template = field(repr=False)  # the whole row tree: identified by template_id
     template_id: str
     request: Dataset | RequestKeys  # what ``render_identifier(_bytes)`` takes
 
