@@ -94,7 +94,9 @@ class Server:
         self.store = await PatientStore.open(self.db_path, readers=s.store_readers)
         try:
             await self._start_ops()
-            self._services = ServiceSlot(QueryService(self.store, stats=self.stats))
+            self._services = ServiceSlot(
+                QueryService(self.store, stats=self.stats, query_timeout=s.query_timeout)
+            )
             engine = create_engine(
                 EngineContext(s, self._services, self.stats, access, ssl_context)
             )
@@ -187,7 +189,9 @@ class Server:
                 return False
             old, self.store = self.store, store
             if self._services is not None:
-                self._services.current = QueryService(store, stats=self.stats)
+                self._services.current = QueryService(
+                    store, stats=self.stats, query_timeout=self.settings.query_timeout
+                )
             if old is not None:
                 self._retired.add(old)
                 loop = asyncio.get_running_loop()

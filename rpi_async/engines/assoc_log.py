@@ -36,6 +36,7 @@ class AssociationRecord:
     sops: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     outcome: str = "closed"
+    cancelled: set[int] = field(default_factory=set)  # Message IDs a C-CANCEL named
     refused_as: str | None = None  # rejection reason set by the access policy
     peer_slot: str | None = None  # peer address whose access slot this connection holds
 

@@ -69,6 +69,8 @@ from rpi_async.ul.codes import (
 
 log = logging.getLogger("rpi_async.ul")
 
+C_CANCEL_RQ = 0x0FFF  # Command Field of C-CANCEL-RQ (PS3.7 Table E.1-1)
+
 
 def quiet_pynetdicom() -> None:
     """Stop pynetdicom logging identifiers (patient data) and per-PDU chatter.
@@ -164,6 +166,7 @@ class PynetdicomEngine:
             (evt.EVT_RELEASED, self._on_released),
             (evt.EVT_ABORTED, self._on_aborted),
             (evt.EVT_CONN_CLOSE, self._on_conn_close),
+            (evt.EVT_DIMSE_RECV, self._on_dimse_recv),
         ]
 
     # -- serving ----------------------------------------------------------------------
@@ -298,6 +301,13 @@ class PynetdicomEngine:
         self._record(event.assoc).sops.append("verification")
         return int(FindStatus.SUCCESS)
 
+    def _on_dimse_recv(self, event: evt.Event) -> None:
+        """Note C-CANCELs as they arrive (pynetdicom keeps them only for its own check)."""
+        command = event.message.command_set
+        if command.get("CommandField") == C_CANCEL_RQ:
+            self._record(event.assoc).cancelled.add(int(command.MessageIDBeingRespondedTo))
+            self.stats.cancel_received()
+
     def _on_find(self, event: evt.Event) -> Iterator[tuple[Dataset, Dataset | None]]:
         assoc = event.assoc
         rec = self._record(assoc)
@@ -323,15 +333,19 @@ class PynetdicomEngine:
         assert loop is not None
         cancelled = [False]
 
+        message_id = int(event.request.MessageID or 0)
+        noted = self._record(event.assoc).cancelled
+
         def is_cancelled() -> bool:
-            cancelled[0] = cancelled[0] or bool(event.is_cancelled)
+            cancelled[0] = cancelled[0] or message_id in noted or bool(event.is_cancelled)
             return cancelled[0]
 
         future = asyncio.run_coroutine_threadsafe(
             self.service.find(identifier, sop_uid, peer, is_cancelled=is_cancelled), loop
         )
         try:
-            return future.result(self.settings.query_timeout)
+            # The service answers A700 itself at query_timeout; this is the backstop.
+            return future.result(self.settings.query_timeout + 1.0)
         except FutureTimeout:
             future.cancel()
             log.warning(

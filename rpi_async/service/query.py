@@ -39,6 +39,7 @@ from pydicom.tag import BaseTag
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import SOP_CLASS_BY_NAME
 from rpi_async.errors import StoreUnavailable
+from rpi_async.ops.hooks import QueryShed, QueryWatch
 from rpi_async.service.request import (
     UNDECODABLE,
     DatasetView,
@@ -131,10 +132,12 @@ class QueryService:
         *,
         stats: ServerStats | None = None,
         clock: Callable[[], datetime] = local_now,
+        query_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.stats = stats if stats is not None else ServerStats()
         self._clock = clock
+        self.query_timeout = query_timeout
 
     async def find(
         self,
@@ -145,13 +148,19 @@ class QueryService:
         is_cancelled: Callable[[], bool] = lambda: False,
     ) -> FindResult:
         """Answer one query. ``identifier`` None means it could not be decoded."""
+        sop = SOP_NAMES.get(str(sop_class_uid), "unknown")
+        watch = self.stats.hooks.begin(peer, sop, identifier, sop_class_uid=str(sop_class_uid))
         try:
-            result = await self._find(identifier, sop_class_uid, is_cancelled)
+            watch.admit()
+            async with asyncio.timeout(self.query_timeout):
+                result = await self._find(identifier, sop_class_uid, is_cancelled, watch)
         except asyncio.CancelledError:
+            watch.end(None)
             raise
         except Exception as exc:  # the engine must get a status, whatever happened
             result = FindResult(*self._status_for(exc, peer))
-        self.stats.query_answered(SOP_NAMES.get(str(sop_class_uid), "unknown"), int(result.status))
+        self.stats.query_answered(sop, int(result.status))
+        watch.end(int(result.status), result.template)
         return result
 
     async def find_encoded(
@@ -170,20 +179,37 @@ class QueryService:
         what pydicom would write for ``find``'s Dataset. A deflated identifier may inflate
         to at most ``max_inflated`` bytes.
         """
+        sop = SOP_NAMES.get(str(sop_class_uid), "unknown")
+        watch = self.stats.hooks.begin(peer, sop, None, sop_class_uid=str(sop_class_uid))
         try:
-            result = await self._find_encoded(
-                identifier, transfer_syntax, sop_class_uid, peer, is_cancelled, max_inflated
-            )
+            watch.admit()
+            async with asyncio.timeout(self.query_timeout):
+                result = await self._find_encoded(
+                    identifier,
+                    transfer_syntax,
+                    sop_class_uid,
+                    peer,
+                    is_cancelled,
+                    max_inflated,
+                    watch,
+                )
         except asyncio.CancelledError:
+            watch.end(None)
             raise
         except Exception as exc:  # the engine must get a status, whatever happened
             result = EncodedFindResult(*self._status_for(exc, peer))
-        self.stats.query_answered(SOP_NAMES.get(str(sop_class_uid), "unknown"), int(result.status))
+        self.stats.query_answered(sop, int(result.status))
+        watch.end(int(result.status), result.template)
         return result
 
     @staticmethod
     def _status_for(exc: Exception, peer: Peer) -> tuple[FindStatus, None, str]:
         """(status, no identifier, error comment) for a failure during a query."""
+        if isinstance(exc, QueryShed):
+            return FindStatus.OUT_OF_RESOURCES, None, str(exc)  # counted, not logged
+        if isinstance(exc, TimeoutError):
+            log.warning("query from %s timed out: answered A700", peer.ae_title)
+            return FindStatus.OUT_OF_RESOURCES, None, "Query timed out"
         if isinstance(exc, StoreUnavailable):
             log.warning("query from %s answered A700: %s", peer.ae_title, exc)
             return FindStatus.OUT_OF_RESOURCES, None, str(exc)
@@ -192,7 +218,11 @@ class QueryService:
         return FindStatus.UNABLE_TO_PROCESS, None, "Unable to process"
 
     async def _find(
-        self, identifier: Dataset | None, sop_class_uid: str, is_cancelled: Callable[[], bool]
+        self,
+        identifier: Dataset | None,
+        sop_class_uid: str,
+        is_cancelled: Callable[[], bool],
+        watch: QueryWatch,
     ) -> FindResult:
         view = None if identifier is None else DatasetView(identifier)
         query = validate(view, sop_class_uid)
@@ -204,7 +234,9 @@ class QueryService:
             query.issuer,
             query.template_id,
         )
+        started = time.perf_counter()
         records = await self.store.lookup(query.patient_id, query.issuer)
+        self.stats.hooks.observe_store(time.perf_counter() - started)
         tid = query.template_id
         if is_cancelled():
             return FindResult(FindStatus.CANCEL, template=tid)
@@ -225,6 +257,7 @@ class QueryService:
         peer: Peer,
         is_cancelled: Callable[[], bool],
         max_inflated: int,
+        watch: QueryWatch,
     ) -> EncodedFindResult:
         query = parse_request(identifier, transfer_syntax, sop_class_uid, max_inflated)
         if isinstance(query, Failure):
@@ -239,7 +272,10 @@ class QueryService:
             query.issuer,
             query.template_id,
         )
+        watch.patient_id = query.patient_id
+        started = time.perf_counter()
         patients = await self.store.lookup_compact(query.patient_id, query.issuer)
+        self.stats.hooks.observe_store(time.perf_counter() - started)
         tid = query.template_id
         if is_cancelled():
             return EncodedFindResult(FindStatus.CANCEL, template=tid)

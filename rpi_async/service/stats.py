@@ -34,8 +34,23 @@ class ServerStats:
     associations_active: int = 0
     queries: Counter[tuple[str, int]] = field(default_factory=Counter)  # (sop name, status)
     echoes: int = 0
+    cancels: int = 0  # C-CANCEL requests received
     hooks: QueryHooks = field(default_factory=QueryHooks, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _changed: threading.Condition = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self._lock)
+
+    def cancel_received(self) -> None:
+        with self._lock:
+            self.cancels += 1
+            self._changed.notify_all()
+
+    def wait_for_cancels(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` C-CANCELs have been received; False on timeout."""
+        with self._lock:
+            return self._changed.wait_for(lambda: self.cancels >= count, timeout)
 
     def association_opened(self) -> None:
         with self._lock:

@@ -8,7 +8,6 @@ import http.client
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import pytest
 from pynetdicom import AE
 from pynetdicom.association import Association
 
@@ -20,7 +19,6 @@ T = TypeVar("T")
 
 # The QueryService does not call ``stats.hooks`` yet (see rpi_async/ops/hooks.py); the
 # tests that need it fail until it does. Delete this marker's uses once it is wired.
-HOOK_PENDING = pytest.mark.xfail(strict=True, reason="QueryService hook pending")
 
 
 class OpsServerThread(ServerThread):

@@ -31,7 +31,7 @@ from rpi_async.ops.audit import (
 )
 from rpi_async.ops.syslog import BOM, SyslogSender, parse_syslog_target
 from tests.conftest import server_settings
-from tests.ops.ops_support import HOOK_PENDING, OpsServerThread
+from tests.ops.ops_support import OpsServerThread
 
 KEY = bytes(range(32))
 
@@ -289,7 +289,6 @@ def test_json_to_a_local_syslog_socket(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
-@HOOK_PENDING
 def test_records_for_real_queries(sample_db: Path, engine: str, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     key_file = tmp_path / "audit.key"

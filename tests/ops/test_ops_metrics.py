@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rpi_async import scu
 from tests.conftest import server_settings
-from tests.ops.ops_support import HOOK_PENDING, OpsServerThread, http_get, raw_associate
+from tests.ops.ops_support import OpsServerThread, http_get, raw_associate
 
 pytestmark = pytest.mark.network
 
@@ -60,7 +60,6 @@ def test_counters_follow_real_traffic(ops_server: OpsServerThread) -> None:
         ops_server.stop()
 
 
-@HOOK_PENDING
 def test_latency_histograms_after_queries(ops_server: OpsServerThread) -> None:
     srv = ops_server.start()
     try:

@@ -18,7 +18,7 @@ from rpi_async.ops.shedding import InFlightLimiter
 from rpi_async.service.query import Peer
 from rpi_async.store.reader import PatientStore
 from tests.conftest import server_settings
-from tests.ops.ops_support import HOOK_PENDING, OpsServerThread
+from tests.ops.ops_support import OpsServerThread
 
 PEER = Peer("SCU", "127.0.0.1", 40000)
 
@@ -91,7 +91,6 @@ class StalledStore:
 
 
 @pytest.mark.network
-@HOOK_PENDING
 def test_query_beyond_max_in_flight_gets_a700_at_once(
     sample_db: Path, engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -164,6 +164,7 @@ class AssociationProtocol(asyncio.Protocol):
         command = event.command
         if isinstance(command, CCancelRQ):
             self._cancel_for.add(command.message_id_being_responded_to)
+            self.engine.stats.cancel_received()
             return
         self._queue.append(event)
         self._serve_next()
