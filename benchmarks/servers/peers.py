@@ -57,6 +57,10 @@ def orthanc_config(workdir: Path, port: int, http_port: int) -> Path:
         "LimitFindResults": 0,
         "LimitFindInstances": 0,
         "SaveJobs": False,
+        # As an operator tuning Orthanc for C-FIND would: answer from the index (patient
+        # tags are main DICOM tags) instead of reading stored files per match.
+        "StorageAccessOnFind": "Never",
+        "MetricsEnabled": False,
     }
     path = workdir / "orthanc.json"
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
