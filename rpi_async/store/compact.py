@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from json.decoder import JSONDecoder
 from json.scanner import make_scanner
 from typing import Any, NamedTuple, cast
@@ -313,6 +314,59 @@ def encode_slots(facts: Iterable[Sequence[Any]]) -> str:
         if row[11] is not None:
             row[11] = bool(row[11])
         section = str(slots[0])
+        rows = groups.get(section)
+        if rows is None:
+            group_of[section] = chr(48 + len(groups))
+            rows = groups[section] = []
+        rows.append(row)
+        order.append(group_of[section])
+    doc = [DOC_FORMAT, code_list, "".join(order), list(groups.items())]
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+@lru_cache(maxsize=1024)
+def _plan(shape: tuple[str, ...]) -> tuple[tuple[int, int, bool], ...]:
+    """For one writer shape: (row index, value index, is a code) per field present."""
+    plan: list[tuple[int, int, bool]] = []
+    i = 1
+    for name in shape:
+        slot = SLOTS[name]
+        is_code = slot in _CODE_SLOTS
+        plan.append((slot - 1, i, is_code))
+        i += 3 if is_code else 1
+    return tuple(plan)
+
+
+_EMPTY_ROW: tuple[Any, ...] = tuple(0 if s in _CODE_SLOTS else None for s in range(1, 13))
+
+
+def encode_encoded(facts: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> str:
+    """``encode_slots`` of the writer's encoded facts, without the 13-slot detour.
+
+    The bulk import calls this once per patient; the output is identical (tested).
+    """
+    index: dict[tuple[str, str, str], int] = {}
+    code_list: list[tuple[str, str, str]] = []
+    groups: dict[str, list[list[Any]]] = {}
+    group_of: dict[str, str] = {}
+    order: list[str] = []
+    for shape, values in facts:
+        row = list(_EMPTY_ROW)
+        for at, i, is_code in _plan(tuple(shape)):
+            if is_code:
+                key = (values[i], values[i + 1], values[i + 2])
+                n = index.get(key)
+                if n is None:
+                    code_list.append(key)
+                    n = index[key] = len(code_list)
+                row[at] = n
+            else:
+                row[at] = values[i]
+        if row[8] is not None:
+            row[8] = _real(row[8])
+        if row[11] is not None:
+            row[11] = bool(row[11])
+        section = str(values[0])
         rows = groups.get(section)
         if rows is None:
             group_of[section] = chr(48 + len(groups))

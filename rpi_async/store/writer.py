@@ -132,7 +132,7 @@ class _Batcher:
             encoded = record.facts
         else:
             encoded = list(map(encode_fact, record.facts))
-        doc = compact.encode_slots(compact.slots_from_encoded(*fact) for fact in encoded)
+        doc = compact.encode_encoded(encoded)
         pk = self.seen.get(key)
         if pk is None and not self.empty_at_start:
             row = self.conn.execute(
