@@ -337,6 +337,7 @@ def _plan(shape: tuple[str, ...]) -> tuple[tuple[int, int, bool], ...]:
     return tuple(plan)
 
 
+_PLANS: dict[tuple[str, ...], tuple[tuple[int, int, bool], ...]] = {}
 _EMPTY_ROW: tuple[Any, ...] = tuple(0 if s in _CODE_SLOTS else None for s in range(1, 13))
 
 
@@ -350,9 +351,13 @@ def encode_encoded(facts: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> str:
     groups: dict[str, list[list[Any]]] = {}
     group_of: dict[str, str] = {}
     order: list[str] = []
+    plans = _PLANS
     for shape, values in facts:
         row = list(_EMPTY_ROW)
-        for at, i, is_code in _plan(tuple(shape)):
+        plan = plans.get(shape)  # type: ignore[call-overload]
+        if plan is None:
+            plan = plans[tuple(shape)] = _plan(tuple(shape))
+        for at, i, is_code in plan:
             if is_code:
                 key = (values[i], values[i + 1], values[i + 2])
                 n = index.get(key)
