@@ -55,6 +55,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, RPI_SOP_CLASSES, SopClass
+from rpi_async.engines import pynetdicom_rpi
 from rpi_async.engines.assoc_log import PEER_LIMIT_REASON, REJECT_REASONS, AssociationRecord
 from rpi_async.engines.assoc_log import log as access_log
 from rpi_async.engines.base import EngineContext
@@ -79,6 +80,7 @@ def quiet_pynetdicom() -> None:
     values, which may be patient data; the QueryService validates what it uses.
     """
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    pynetdicom_rpi.install()
     _config.LOG_REQUEST_IDENTIFIERS = False
     _config.LOG_RESPONSE_IDENTIFIERS = False
     _config.LOG_HANDLER_LEVEL = "none"

@@ -69,17 +69,29 @@ class RawPeer:
         return pdu.parse_associate_ac(reply.body)
 
     def find_raw(
-        self, identifier: bytes, sop_class: str = SopClass.GENERAL_RPI_QUERY
+        self,
+        identifier: bytes,
+        sop_class: str = SopClass.GENERAL_RPI_QUERY,
+        datasets: list[bytes] | None = None,
     ) -> list[pdu.CommandSummary]:
-        """Send a C-FIND with arbitrary identifier bytes; return response commands."""
+        """Send a C-FIND with arbitrary identifier bytes; return response commands.
+
+        Response identifiers, as received, are appended to ``datasets`` when given.
+        """
         self.send(pdu.encode_find_pdata(pdu.encode_find_command(sop_class), identifier))
         out: list[pdu.CommandSummary] = []
         command = b""
+        data = b""
         while True:
             reply = self.receive()
             assert reply.pdu_type == pdu.PduType.P_DATA_TF, reply
             for pdv in pdu.parse_pdata(reply.body):
                 if not pdv.is_command:
+                    data += pdv.fragment
+                    if pdv.is_last and datasets is not None:
+                        datasets.append(data)
+                    if pdv.is_last:
+                        data = b""
                     continue
                 command += pdv.fragment
                 if pdv.is_last:

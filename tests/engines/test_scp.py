@@ -254,3 +254,22 @@ def test_no_patient_data_in_info_logs(
     text = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     for secret in ("P0001", "Doe", "Jane", "DUP", "Smith", "NOBODY"):
         assert secret not in text
+
+
+def test_final_success_carries_no_data_set(server: RunningServer) -> None:
+    """PS3.4 Q.2.1.1.4: the identifier goes with the Pending response only."""
+    from pynetdicom.dsutils import encode
+
+    with RawPeer(server.host, server.port) as peer:
+        accepted = peer.associate()
+        identifier = encode(
+            scu.build_request("P0001", "HOSP_A"),
+            accepted.transfer_syntax == "1.2.840.10008.1.2",
+            True,
+        )
+        assert identifier is not None
+        datasets: list[bytes] = []
+        out = peer.find_raw(identifier, datasets=datasets)
+        assert [(r.status, r.has_data_set) for r in out] == [(0xFF00, True), (0x0000, False)]
+        assert len(datasets) == 1
+        peer.release()
