@@ -216,3 +216,13 @@ class Template:
     def unconfirmed(self) -> list[tuple[str, str]]:
         """(origin, note) of every row whose content is not confirmed."""
         return [(r.origin, r.unconfirmed) for r in self.root.walk() if r.unconfirmed]
+
+
+# Shorthands for the template tables, which read like the standard's own rows.
+U = Requirement.USER_OPTION
+M = Requirement.MANDATORY
+MANY = Multiplicity.ONE_OR_MORE
+CONTAINS = Relationship.CONTAINS
+HAS_PROPERTIES = Relationship.HAS_PROPERTIES
+HAS_CONCEPT_MOD = Relationship.HAS_CONCEPT_MOD
+HAS_OBS_CONTEXT = Relationship.HAS_OBS_CONTEXT

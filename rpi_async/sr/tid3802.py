@@ -12,26 +12,22 @@ from __future__ import annotations
 from rpi_async.dicom.codes import Code
 from rpi_async.sr import concepts as c
 from rpi_async.sr.content import (
+    CONTAINS,
+    HAS_PROPERTIES,
+    MANY,
     AttributeOf,
     EachFact,
     FactField,
     FactValue,
-    Multiplicity,
-    Relationship,
-    Requirement,
+    M,
     Row,
     Template,
+    U,
     ValueSet,
     ValueType,
 )
 from rpi_async.sr.tid1204_1007 import language_of_content
 from rpi_async.store.model import Section
-
-U = Requirement.USER_OPTION
-M = Requirement.MANDATORY
-MANY = Multiplicity.ONE_OR_MORE
-CONTAINS = Relationship.CONTAINS
-HAS_PROPERTIES = Relationship.HAS_PROPERTIES
 
 _TID_3829_NOTE = (
     "TID 3829 Problem Properties rows (concern container, problem code, therapy and stage "

@@ -14,26 +14,24 @@ from __future__ import annotations
 from rpi_async.dicom.codes import Code
 from rpi_async.sr import concepts as c
 from rpi_async.sr.content import (
+    CONTAINS,
+    HAS_CONCEPT_MOD,
+    HAS_OBS_CONTEXT,
+    HAS_PROPERTIES,
+    MANY,
     AttributeOf,
     EachFact,
     FactField,
     FactValue,
-    Multiplicity,
+    M,
     Relationship,
     Requirement,
     Row,
+    U,
     ValueSet,
     ValueType,
 )
 from rpi_async.store.model import Section
-
-U = Requirement.USER_OPTION
-M = Requirement.MANDATORY
-MANY = Multiplicity.ONE_OR_MORE
-CONTAINS = Relationship.CONTAINS
-HAS_PROPERTIES = Relationship.HAS_PROPERTIES
-HAS_CONCEPT_MOD = Relationship.HAS_CONCEPT_MOD
-HAS_OBS_CONTEXT = Relationship.HAS_OBS_CONTEXT
 
 GYN = Section.GYNECOLOGICAL
 
