@@ -32,8 +32,9 @@ from datetime import datetime
 from pathlib import Path
 
 from rpi_async.bench.identifier import IdentifierTemplate, QueryModel
+from rpi_async.dicom.transfer import read_identifier as decode_identifier
+from rpi_async.dicom.transfer import write_identifier as encode_identifier
 from rpi_async.dicom.uids import SopClass, TransferSyntax
-from rpi_async.engines.native.codec import decode_identifier, encode_identifier
 from rpi_async.service import request as request_parsing
 from rpi_async.service.query import Peer, QueryService
 from rpi_async.service.request import Query

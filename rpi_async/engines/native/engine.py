@@ -22,11 +22,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from pydicom.dataset import Dataset
-
 from rpi_async.engines.assoc_log import PEER_LIMIT_REASON, REJECT_REASONS
 from rpi_async.engines.base import EngineContext
-from rpi_async.engines.native.codec import encode_identifier
 from rpi_async.engines.native.protocol import AssociationProtocol
 from rpi_async.ops.access import Refusal
 from rpi_async.service.query import QueryService
@@ -127,9 +124,6 @@ class NativeEngine:
     @staticmethod
     def reject_reason(result: int, source: int, reason: int) -> str:
         return REJECT_REASONS.get((source, reason), f"source-{source}-reason-{reason}")
-
-    def encode(self, identifier: Dataset, transfer_syntax: str) -> bytes:
-        return encode_identifier(identifier, transfer_syntax)
 
     # -- serving -----------------------------------------------------------------------
 
