@@ -115,7 +115,9 @@ def import_(
             bulk.first_load(conn, new_database=not existed),
             _progress("importing", counts=False) as bar,
         ):
-            summary = importer.import_file(conn, file, progress=bar)
+            summary = importer.import_file(
+                conn, file, progress=bar, workers=importer.auto_workers(file)
+            )
     except RpiError as exc:
         if not existed:
             _remove_new_database(path)

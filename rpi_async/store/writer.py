@@ -118,13 +118,10 @@ class _Batcher:
     def __init__(self, conn: sqlite3.Connection, stamp: str) -> None:
         self.conn = conn
         self.stamp = stamp
-        self.empty_at_start = conn.execute("SELECT 1 FROM patient LIMIT 1").fetchone() is None
+        self.empty_at_start = is_empty(conn)
         self.next_pk = int(conn.execute("SELECT coalesce(max(pk), 0) FROM patient").fetchone()[0])
         self.seen: dict[tuple[str, str], int] = {}
-        self.patients: list[tuple[Any, ...]] = []
-        self.others: list[tuple[Any, ...]] = []
-        self.facts: dict[Shape, list[tuple[Any, ...]]] = {}
-        self.pending_facts = 0
+        self.rows = Rows.empty()
 
     def add(self, record: PatientRecord | PatientRows) -> None:
         key = (record.patient_id, record.issuer)
@@ -142,21 +139,12 @@ class _Batcher:
         if pk is None:
             self.next_pk += 1
             pk = self.next_pk
-            self.patients.append(
-                (pk, *key, record.name, record.birth_date, record.sex, self.stamp, doc)
-            )
+            self.rows.add_patient(pk, record, self.stamp, doc)
         else:
             self._replace(pk, record, doc)
         self.seen[key] = pk
-        self.others.extend(_other_rows(pk, record.other_ids))
-        facts = self.facts
-        for seq, (shape, values) in enumerate(encoded):
-            rows = facts.get(shape)
-            if rows is None:
-                rows = facts[shape] = []
-            rows.append((pk, seq, *values))
-        self.pending_facts += len(record.facts)
-        if self.pending_facts >= _BATCH_ROWS:
+        self.rows.add_children(pk, record.other_ids, encoded)
+        if self.rows.fact_count >= _BATCH_ROWS:
             self.flush()
 
     def _replace(self, pk: int, record: PatientRecord | PatientRows, doc: str) -> None:
@@ -172,16 +160,84 @@ class _Batcher:
         self.conn.execute("DELETE FROM other_patient_id WHERE patient_pk = ?", (pk,))
 
     def flush(self) -> None:
+        self.rows.write(self.conn)
+        self.rows = Rows.empty()
+
+
+@dataclass(slots=True)
+class Rows:
+    """Queued rows, as the statements of a bulk load take them, keys already assigned.
+
+    The writer queues into one; a worker process of a parallel import builds them for a
+    store that was empty at the start, where every row is an insert (``write_rows``).
+    """
+
+    patients: list[tuple[Any, ...]]  # _PATIENT_INSERT parameters
+    others: list[tuple[Any, ...]]  # _OTHER_INSERT parameters
+    facts: dict[Shape, list[tuple[Any, ...]]]  # _fact_sql(shape) parameters
+    fact_count: int = 0
+
+    @classmethod
+    def empty(cls) -> Rows:
+        return cls([], [], {})
+
+    def add_patient(
+        self, pk: int, record: PatientRecord | PatientRows, stamp: str, doc: str
+    ) -> None:
+        r = record
+        self.patients.append((pk, r.patient_id, r.issuer, r.name, r.birth_date, r.sex, stamp, doc))
+
+    def add_children(
+        self, pk: int, others: Iterable[OtherPatientId], encoded: list[EncodedFact]
+    ) -> None:
+        self.others.extend(_other_rows(pk, others))
+        facts = self.facts
+        for seq, (shape, values) in enumerate(encoded):
+            rows = facts.get(shape)
+            if rows is None:
+                rows = facts[shape] = []
+            rows.append((pk, seq, *values))
+        self.fact_count += len(encoded)
+
+    def add(self, pk: int, record: PatientRows, stamp: str) -> None:
+        """A new patient and everything it holds."""
+        self.add_patient(pk, record, stamp, compact.encode_encoded(record.facts))
+        self.add_children(pk, record.other_ids, record.facts)
+
+    def write(self, conn: sqlite3.Connection) -> None:
         if self.patients:
-            self.conn.executemany(_PATIENT_INSERT, self.patients)
-            self.patients.clear()
+            conn.executemany(_PATIENT_INSERT, self.patients)
         if self.others:
-            self.conn.executemany(_OTHER_INSERT, self.others)
-            self.others.clear()
+            conn.executemany(_OTHER_INSERT, self.others)
         for shape, rows in self.facts.items():
-            self.conn.executemany(_fact_sql(shape), rows)
-        self.facts.clear()
-        self.pending_facts = 0
+            conn.executemany(_fact_sql(shape), rows)
+
+
+class StoreNotEmpty(Exception):
+    """``write_rows`` found patients in the store; its rows assumed there were none."""
+
+
+def is_empty(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM patient LIMIT 1").fetchone() is None
+
+
+def write_rows(conn: sqlite3.Connection, chunks: Iterable[Rows]) -> tuple[int, int]:
+    """Insert pre-built rows into an empty store in one transaction: (patients, facts).
+
+    Raises StoreNotEmpty (and writes nothing) if the store has patients by the time the
+    transaction starts. As in ``write_patients``, any exception raised while iterating
+    ``chunks`` rolls everything back and propagates.
+    """
+    patients = facts = 0
+    with _BulkTransaction(conn), _collector_paused():
+        if not is_empty(conn):
+            raise StoreNotEmpty
+        for rows in chunks:
+            rows.write(conn)
+            patients += len(rows.patients)
+            facts += rows.fact_count
+        _bump_generation(conn)
+    return patients, facts
 
 
 def _other_rows(pk: int, others: Iterable[OtherPatientId]) -> list[tuple[Any, ...]]:
