@@ -91,7 +91,9 @@ class Server:
         access = AccessPolicy.from_settings(s.allowed_calling_aes, s.max_associations_per_peer)
         self.access = access
         ssl_context = _tls_context(s)
-        self.store = await PatientStore.open(self.db_path, readers=s.store_readers)
+        self.store = await PatientStore.open(
+            self.db_path, readers=s.store_readers, mmap_bytes=s.store_mmap_mib << 20
+        )
         try:
             await self._start_ops()
             self._services = ServiceSlot(
@@ -183,7 +185,11 @@ class Server:
             if self.audit is not None:
                 self.audit.reopen()
             try:
-                store = await PatientStore.open(self.db_path, readers=self.settings.store_readers)
+                store = await PatientStore.open(
+                    self.db_path,
+                    readers=self.settings.store_readers,
+                    mmap_bytes=self.settings.store_mmap_mib << 20,
+                )
             except RpiError as exc:
                 log.error("database reload failed, still serving the previous file: %s", exc)
                 return False

@@ -80,6 +80,10 @@ class Settings:
         default=10.0, metadata=_doc("seconds one query may take before A700")
     )
     store_readers: int = field(default=4, metadata=_doc("read-only database connections"))
+    store_mmap_mib: int = field(
+        default=0,
+        metadata=_doc("MiB of the database mapped into memory (faster lookups; counted in RSS)"),
+    )
     shutdown_grace: float = field(
         default=10.0, metadata=_doc("seconds in-flight associations get at shutdown")
     )
@@ -159,6 +163,8 @@ class Settings:
             raise bad("shutdown_grace", "must not be negative")
         if self.store_readers < 1:
             raise bad("store_readers", "must be at least 1")
+        if self.store_mmap_mib < 0:
+            raise bad("store_mmap_mib", "must be 0 (off) or more")
         if self.log_level not in LOG_LEVELS:
             raise bad("log_level", f"{self.log_level!r}; choose one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in ("text", "json"):
