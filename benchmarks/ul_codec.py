@@ -30,7 +30,7 @@ from pynetdicom.presentation import PresentationContext, build_context, negotiat
 
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, SopClass
-from rpi_async.ul import AcceptorPolicy, Connection, DimseMessage, negotiate
+from rpi_async.ul import AcceptorPolicy, Connection, DimseMessage, negotiate, pdu
 from rpi_async.ul.commands import CFindRQ, CFindRSP, Priority
 from rpi_async.ul.dimse import MessageAssembler, encode_message
 from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ, AReleaseRQ, read_pdu, write_pdu
@@ -137,6 +137,18 @@ class Fixtures:
 
 
 def ours_decode_rq(f: Fixtures) -> Callable[[], object]:
+    """A request never seen before (the decoder's memo emptied every time)."""
+    data = f.rq_bytes
+
+    def run() -> object:
+        pdu._RQ_CACHE.clear()
+        return read_pdu(data, LIMIT)
+
+    return run
+
+
+def ours_decode_rq_again(f: Fixtures) -> Callable[[], object]:
+    """The same request bytes again, as a client sends on every association."""
     data = f.rq_bytes
     return lambda: read_pdu(data, LIMIT)
 
@@ -233,10 +245,24 @@ def theirs_encode_rsp_pair(f: Fixtures) -> Callable[[], object]:
     return lambda: one(FindStatus.PENDING, response) + one(FindStatus.SUCCESS, None)
 
 
-def ours_whole_association(f: Fixtures) -> Callable[[], object]:
-    """RQ -> AC, one C-FIND answered by a pending and a success, release: the core only."""
+def ours_whole_association(f: Fixtures, *, memoized: bool = False) -> Callable[[], object]:
+    """RQ -> AC, one C-FIND answered by a pending and a success, release: the core only.
+
+    Memoized: the same request again, negotiated once, as the native engine does it
+    (``NativeEngine._negotiate``); otherwise every memo is emptied first.
+    """
     stream = f.rq_bytes + f.find_bytes + write_pdu(AReleaseRQ())
     policy, uid, response = f.policy, f.uid, f.response
+    answers: dict[int, object] = {}
+
+    def reply(rq: AAssociateRQ) -> AAssociateAC:
+        if not memoized:
+            pdu._RQ_CACHE.clear()
+            return negotiate(rq, policy).reply  # type: ignore[return-value]
+        found = answers.get(id(rq))
+        if found is None:
+            found = answers[id(rq)] = negotiate(rq, policy).reply
+        return found  # type: ignore[return-value]
 
     def run() -> object:
         conn = Connection()
@@ -249,7 +275,8 @@ def ours_whole_association(f: Fixtures) -> Callable[[], object]:
                 out.append(conn.send_message(1, CFindRSP(7, uid, 0xFF00), response))
                 out.append(conn.send_message(1, CFindRSP(7, uid, 0x0000)))
             elif event.__class__.__name__ == "AssociationRequested":
-                out.append(conn.respond(negotiate(conn.request, policy).reply))  # type: ignore[arg-type]
+                assert conn.request is not None
+                out.append(conn.respond(reply(conn.request)))
             elif event.__class__.__name__ == "ReleaseRequested":
                 out.append(conn.release_response())
                 return out
@@ -261,11 +288,17 @@ def ours_whole_association(f: Fixtures) -> Callable[[], object]:
 
 BENCHMARKS: list[tuple[str, Callable[[Fixtures], Callable[[], object]], Any]] = [
     ("decode A-ASSOCIATE-RQ (4 contexts)", ours_decode_rq, theirs_decode_rq),
+    ("decode the same A-ASSOCIATE-RQ again", ours_decode_rq_again, theirs_decode_rq),
     ("negotiate", ours_negotiate, theirs_negotiate),
     ("encode A-ASSOCIATE-AC", ours_encode_ac, theirs_encode_ac),
     ("decode C-FIND-RQ P-DATA", ours_decode_find, theirs_decode_find),
     ("encode C-FIND-RSP pending+success", ours_encode_rsp_pair, theirs_encode_rsp_pair),
     ("whole association through Connection", ours_whole_association, None),
+    (
+        "the same, request and reply memoized",
+        lambda f: ours_whole_association(f, memoized=True),
+        None,
+    ),
 ]
 
 

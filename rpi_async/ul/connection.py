@@ -131,6 +131,34 @@ _RELEASE_RQ = write_pdu(AReleaseRQ())
 _RELEASE_RP = write_pdu(AReleaseRP())
 
 
+# (rq, ac, encoded ac, accepted contexts) by (id(rq), id(ac)): an application that answers
+# the same (shared, frozen) request with the same reply gets its encoding and context
+# table once. The entry holds rq and ac, so their ids cannot be reused while it exists.
+_ACCEPTANCES: dict[
+    tuple[int, int], tuple[AAssociateRQ, AAssociateAC, bytes, Mapping[int, AcceptedContext]]
+] = {}
+_ACCEPTANCE_ENTRIES = 256
+
+
+def _acceptance(rq: AAssociateRQ, ac: AAssociateAC) -> tuple[bytes, Mapping[int, AcceptedContext]]:
+    """``write_pdu(ac)`` and ``accepted_contexts(rq, ac)``, memoized; LocalProtocolError
+    if ``ac`` answers a context ``rq`` did not propose."""
+    key = (id(rq), id(ac))
+    entry = _ACCEPTANCES.get(key)
+    if entry is None or entry[0] is not rq or entry[1] is not ac:
+        proposed = {cx.context_id for cx in rq.presentation_contexts}
+        unknown = [
+            cx.context_id for cx in ac.presentation_contexts if cx.context_id not in proposed
+        ]
+        if unknown:
+            raise LocalProtocolError(f"A-ASSOCIATE-AC answers contexts never proposed: {unknown}")
+        entry = (rq, ac, write_pdu(ac), accepted_contexts(rq, ac))
+        if len(_ACCEPTANCES) >= _ACCEPTANCE_ENTRIES:
+            _ACCEPTANCES.clear()
+        _ACCEPTANCES[key] = entry
+    return entry[2], entry[3]
+
+
 class Connection:
     """One transport connection on which we are the association acceptor."""
 
@@ -152,7 +180,7 @@ class Connection:
         self._max_message = max_message_length
         self._pdata_limit = max_associate_pdu_length
         self._request: AAssociateRQ | None = None
-        self._contexts: dict[int, AcceptedContext] = {}
+        self._contexts: Mapping[int, AcceptedContext] = {}
         self._peer_max = ASSUMED_PEER_MAX_PDU_LENGTH
         self._assembler = MessageAssembler(self._contexts, max_message_length)
 
@@ -322,18 +350,11 @@ class Connection:
         self._check(FsmEvent.EVT7, "accept an association")
         rq = self._request
         assert rq is not None  # Sta3 is only entered through AE-6
-        proposed = {cx.context_id for cx in rq.presentation_contexts}
-        unknown = [
-            cx.context_id for cx in ac.presentation_contexts if cx.context_id not in proposed
-        ]
-        if unknown:
-            raise LocalProtocolError(f"A-ASSOCIATE-AC answers contexts never proposed: {unknown}")
-        data = write_pdu(ac)
+        data, self._contexts = _acceptance(rq, ac)
         ours = ac.user_information.max_length
         self._pdata_limit = ours if ours else UNBOUNDED_RECEIVE_CAP
         theirs = rq.user_information.max_length
         self._peer_max = ASSUMED_PEER_MAX_PDU_LENGTH if theirs is None else theirs
-        self._contexts = accepted_contexts(rq, ac)
         self._assembler = MessageAssembler(self._contexts, self._max_message)
         self._transition(FsmEvent.EVT7)
         return data

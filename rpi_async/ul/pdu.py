@@ -273,8 +273,25 @@ _TOP_LEVEL_MISPLACED = frozenset(int(t) for t in ItemType) - {
 }
 
 
+# Decoded A-ASSOCIATE-RQs by body. A client sends the same request on every association
+# (same AE titles, contexts, user information), and the PDU classes are frozen, so one
+# decoded value can be shared; it also lets the layers above memoize by its identity.
+_RQ_CACHE: dict[bytes, AAssociateRQ] = {}
+_RQ_CACHE_ENTRIES = 256
+_RQ_CACHE_MAX_BODY = 4096
+
+
 def _decode_rq(body: bytes) -> Pdu:
-    return _decode_associate(body, request=True)
+    rq = _RQ_CACHE.get(body)
+    if rq is None:
+        decoded = _decode_associate(body, request=True)
+        assert isinstance(decoded, AAssociateRQ)
+        rq = decoded
+        if len(body) <= _RQ_CACHE_MAX_BODY:
+            if len(_RQ_CACHE) >= _RQ_CACHE_ENTRIES:
+                _RQ_CACHE.clear()
+            _RQ_CACHE[body] = rq
+    return rq
 
 
 def _decode_ac(body: bytes) -> Pdu:

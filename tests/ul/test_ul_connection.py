@@ -18,6 +18,7 @@ from rpi_async.ul import (
     ReleaseConfirmed,
     ReleaseRequested,
     TimerRequest,
+    negotiate,
 )
 from rpi_async.ul.codes import AbortReason, AbortSource, ContextResult, PduType
 from rpi_async.ul.commands import (
@@ -32,6 +33,7 @@ from rpi_async.ul.connection import ASSUMED_PEER_MAX_PDU_LENGTH
 from rpi_async.ul.errors import LocalProtocolError
 from rpi_async.ul.fsm import State
 from rpi_async.ul.items import PresentationContextAC, UserInformation
+from rpi_async.ul.negotiation import accepted_contexts
 from rpi_async.ul.pdu import (
     AAbort,
     AAssociateAC,
@@ -46,6 +48,7 @@ from tests.ul.ul_peer import (
     CT_STORAGE,
     GENERAL,
     IMPLICIT,
+    POLICY,
     VERIFICATION,
     Acceptor,
     associate_rq,
@@ -375,3 +378,31 @@ def test_multiple_messages_in_one_pdu() -> None:
         CEchoRQ(1),
         CEchoRQ(2),
     ]
+
+
+def test_the_same_request_is_decoded_once_and_answered_alike() -> None:
+    """The decoder shares one value per request; the acceptance memo keys on it."""
+    first, second = Connection(), Connection()
+    replies = []
+    for conn in (first, second):
+        conn.connection_made()
+        conn.receive_data(associate_rq())
+        event = conn.next_event()
+        assert isinstance(event, AssociationRequested)
+        replies.append(event.request)
+    assert replies[0] is replies[1]
+    rq = replies[0]
+    ac = negotiate(rq, POLICY).reply
+    assert isinstance(ac, AAssociateAC)
+    assert first.accept(ac) == second.accept(ac) == write_pdu(ac)
+    assert dict(first.accepted_contexts) == accepted_contexts(rq, ac)
+    assert second.accepted_contexts is first.accepted_contexts
+
+
+def test_a_different_request_is_decoded_afresh() -> None:
+    conn = Connection()
+    conn.connection_made()
+    conn.receive_data(associate_rq(calling="OTHER_SCU"))
+    event = conn.next_event()
+    assert isinstance(event, AssociationRequested)
+    assert event.request.calling_ae_title == "OTHER_SCU"

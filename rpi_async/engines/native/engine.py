@@ -40,6 +40,9 @@ _LOCAL_LIMIT = (
 )
 
 
+_NEGOTIATION_ENTRIES = 256
+
+
 class NativeEngine:
     """Serves the QueryService with the project's own Upper Layer."""
 
@@ -60,6 +63,10 @@ class NativeEngine:
         self.connections: set[AssociationProtocol] = set()
         self._admitted: dict[AssociationProtocol, str] = {}  # holding a per-peer slot
         self._loop: asyncio.AbstractEventLoop | None = None
+        # (id(rq), over capacity, AE refused) -> (rq, policy, negotiation); see _negotiate.
+        self._negotiations: dict[
+            tuple[int, bool, bool], tuple[AAssociateRQ, AcceptorPolicy, Negotiation]
+        ] = {}
 
     @property
     def service(self) -> QueryService:
@@ -92,12 +99,7 @@ class NativeEngine:
         decision = self.access.admit(rq.calling_ae_title, protocol.peer.address)
         refusal = decision.refusal
         over = self.active >= self.settings.max_associations or refusal is Refusal.PEER_LIMIT
-        negotiation = negotiate(
-            rq,
-            self.policy,
-            over_capacity=over,
-            calling_ae_refused=refusal is Refusal.CALLING_AE_NOT_RECOGNIZED,
-        )
+        negotiation = self._negotiate(rq, over, refusal is Refusal.CALLING_AE_NOT_RECOGNIZED)
         if decision.admitted:
             if negotiation.is_accepted:
                 self._admitted[protocol] = protocol.peer.address
@@ -112,6 +114,19 @@ class NativeEngine:
         ):
             return negotiation, PEER_LIMIT_REASON
         return negotiation, None
+
+    def _negotiate(self, rq: AAssociateRQ, over: bool, ae_refused: bool) -> Negotiation:
+        """``ul.negotiate``, memoized: it is a pure function of its arguments, and a peer
+        sends the same request every time (the decoder shares one value per request)."""
+        key = (id(rq), over, ae_refused)
+        entry = self._negotiations.get(key)
+        if entry is None or entry[0] is not rq or entry[1] is not self.policy:
+            result = negotiate(rq, self.policy, over_capacity=over, calling_ae_refused=ae_refused)
+            entry = (rq, self.policy, result)
+            if len(self._negotiations) >= _NEGOTIATION_ENTRIES:
+                self._negotiations.clear()
+            self._negotiations[key] = entry
+        return entry[2]
 
     def association_accepted(self) -> None:
         self.active += 1
