@@ -124,7 +124,7 @@ class QueryPlan:
         model: QueryModel,
         template_id: str,
         seed: int = 1,
-        pool_size: int = 10_000,
+        pool_size: int = 1_000_000,
     ) -> None:
         rng = random.Random(seed)
         self.sop_class = sop_class

@@ -80,7 +80,10 @@ def bench(
         int | None, typer.Option(help="Server PID: report its CPU and memory.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the patient mix.")] = 1,
-    pool: Annotated[int, typer.Option(help="Distinct hit IDs pre-encoded.")] = 10_000,
+    pool: Annotated[
+        int,
+        typer.Option(help="Distinct hit IDs pre-encoded (default: all of them, up to 1,000,000)."),
+    ] = 1_000_000,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the full result to this file.")
     ] = None,
