@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -103,7 +104,9 @@ def parsed_rows(
     context = multiprocessing.get_context("spawn")  # safe beside a progress thread
     seen: set[tuple[str, str]] = set()
     pending: deque[tuple[int, Future[Rows | None]]] = deque()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_start
+    ) as pool:
         try:
             pk = first_pk
             for start, end in chunk_bounds(text, chunk_chars or CHUNK_CHARS):
@@ -120,13 +123,23 @@ def parsed_rows(
                 future.cancel()
 
 
+def _worker_start() -> None:
+    """Ctrl-C is the importing process's to handle: it rolls back and stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _take(
     item: tuple[int, Future[Rows | None]],
     seen: set[tuple[str, str]],
     on_chunk: Callable[[int], None] | None,
 ) -> Rows:
     end, future = item
-    rows = future.result()
+    try:
+        rows = future.result()
+    except BrokenProcessPool:
+        raise
+    except Exception as exc:  # anything unexpected: the sequential path decides
+        raise Fallback(f"a worker failed: {type(exc).__name__}") from exc
     if rows is None:
         raise Fallback("a chunk did not parse")
     before = len(seen)

@@ -6,6 +6,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,10 @@ def test_auto_workers_only_for_large_files(tmp_path: Path) -> None:
     small.write_text("{}\n")
     assert importer.auto_workers(small) == 1
     assert importer.auto_workers(tmp_path / "missing.ndjson") == 1
+
+
+def test_an_unexpected_worker_error_hands_over_to_the_sequential_path() -> None:
+    failed: Future[Any] = Future()
+    failed.set_exception(RecursionError("deep"))
+    with pytest.raises(parallel.Fallback, match="RecursionError"):
+        parallel._take((10, failed), set(), None)
