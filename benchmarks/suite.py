@@ -3,19 +3,25 @@
     python -m benchmarks.suite [--quick] [--servers a,b] [--concurrency 1,4,16]
                                [--duration S] [--patients N] [--out DIR]
 
-For each server of ``benchmarks.servers.launchers.SERVERS`` in turn (or those named): start
-it on 127.0.0.1 with a free port, wait until it is ready, load it with the demo
-population, check it with one association, then run the load generator closed-loop at
-each concurrency level (one C-FIND per association by default), and stop it, whatever
-happens. A server that cannot run here (not installed, or its command fails) is skipped
-and the summary says why.
+Start every server of ``benchmarks.servers.launchers.SERVERS`` (or those named) on
+127.0.0.1 with a free port, wait until each is ready, load it with the demo population and
+check it with one association. Then, for each concurrency level, run the load generator
+closed-loop against each server in turn (one C-FIND per association by default),
+``--repeat`` times with the order reversed every other time; the table keeps the run of
+median throughput. Interleaving matters on a shared virtual machine whose speed drifts by
+a third over minutes: runs of one server far apart in time would compare the machine,
+not the servers. Idle servers cost nothing meanwhile. Every server is stopped at the end,
+whatever happens. A server that cannot run here (not installed, or its command fails) is
+skipped and the summary says why.
 
 Bounds: every run lasts at most warm-up + duration + timeout + 2 s (the generator's hard
 deadline). The full suite (8 servers x 6 levels x (2 s warm-up + 8 s), at most 17 s a
 run, plus about a minute of set-up and loading) takes 10-12 minutes on 2 cores and at
-most about 15; ``--quick`` (levels 1, 16, 64; 1 s + 3 s each) about 2 minutes.
+most about 15, times ``--repeat``; ``--quick`` (levels 1, 16, 64; 1 s + 3 s each) about 2
+minutes. Loading 100,000 patients into Orthanc over C-STORE takes about 5 minutes more;
+dcmqrscp stores about 5 instances a second at that size, too slow to load.
 
-Outputs in ``--out``: ``runs/SERVER-cCONCURRENCY.json`` (the generator's full result),
+Outputs in ``--out``: ``runs/SERVER-cCONCURRENCY-rN.json`` (the generator's full result),
 ``summary.md`` (server x concurrency table), ``throughput.png`` and ``latency.png``, and
 ``logs/SERVER.log`` (each server's own output).
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -32,6 +39,7 @@ import shlex
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="patients given as DICOM files to the file-based servers (toy, Orthanc,"
         " dcmqrscp); default: all, at most 2000",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per server and level, interleaved; the table shows the median (1)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args(argv)
     args.levels = _levels(args.concurrency, QUICK_LEVELS if args.quick else FULL_LEVELS, parser)
@@ -92,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}")
     if args.patients < 1:
         parser.error("--patients must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.names = names
     return args
 
@@ -139,47 +155,71 @@ def prepare_workspace(
     return Workspace(root=root, db=db, files=files, patients=patients, file_patients=file_patients)
 
 
-def run_server(
+@dataclass
+class Started:
+    """A server that is up, loaded and answered the probe."""
+
+    spec: ServerSpec
+    process: ServerProcess
+    plan: QueryPlan
+
+
+def start_server(
     spec: ServerSpec,
     ws: Workspace,
-    args: argparse.Namespace,
     runner: asyncio.Runner,
-    runs_dir: Path,
     logs_dir: Path,
-) -> list[dict[str, Any]]:
-    """Every concurrency level against one server; raises ServerUnavailable to skip it."""
+    stack: contextlib.ExitStack,
+) -> Started:
+    """Start, load and probe one server; it stays up until ``stack`` closes.
+
+    Raises ServerUnavailable (or RuntimeError, OSError) to skip it, having stopped it.
+    """
     plan = plan_for(spec.model, spec.population(ws))
-    results: list[dict[str, Any]] = []
-    with ServerProcess(spec, ws, logs_dir / f"{spec.name}.log") as server:
+    with contextlib.ExitStack() as own:
+        process = own.enter_context(ServerProcess(spec, ws, logs_dir / f"{spec.name}.log"))
         probe_config = generator.BenchConfig(
-            HOST, server.port, called_ae=spec.called_ae, timeout=10.0
+            HOST, process.port, called_ae=spec.called_ae, timeout=10.0
         )
         rq = encode_associate_rq(spec.called_ae, "BENCH", plan.sop_class)
         try:
             runner.run(generator.probe(probe_config, rq))
         except RpiError as exc:
             raise ServerUnavailable(f"probe failed: {exc}") from None
-        for level in args.levels:
-            config = generator.BenchConfig(
-                HOST,
-                server.port,
-                called_ae=spec.called_ae,
-                concurrency=level,
-                duration=args.duration,
-                warmup=args.warmup,
-                timeout=args.timeout,
-                queries_per_association=args.queries_per_association,
-                server_pid=server.pid,
-            )
-            result = runner.run(generator.run(config, plan))
-            data = report.result_dict(result, plan)
-            data["server_name"] = spec.name
-            data["server_note"] = spec.note
-            path = runs_dir / f"{spec.name}-c{level}.json"
-            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            print(f"  {one_line(data)}", flush=True)
-            results.append(data)
-    return results
+        stack.enter_context(own.pop_all())
+    return Started(spec, process, plan)
+
+
+def run_level(
+    started: Started, level: int, args: argparse.Namespace, runner: asyncio.Runner
+) -> dict[str, Any]:
+    """One closed-loop run of the generator against one server."""
+    spec, server = started.spec, started.process
+    config = generator.BenchConfig(
+        HOST,
+        server.port,
+        called_ae=spec.called_ae,
+        concurrency=level,
+        duration=args.duration,
+        warmup=args.warmup,
+        timeout=args.timeout,
+        queries_per_association=args.queries_per_association,
+        server_pid=server.pid,
+    )
+    result = runner.run(generator.run(config, started.plan))
+    data = report.result_dict(result, started.plan)
+    data["server_name"] = spec.name
+    data["server_note"] = spec.note
+    return data
+
+
+def median_run(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput (the lower one of an even count), carrying
+    every repeat's rate in ``repeat_rates``."""
+    ranked = sorted(repeats, key=lambda d: d["associations"]["per_second"])
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    chosen["repeat_rates"] = [d["associations"]["per_second"] for d in repeats]
+    return chosen
 
 
 def one_line(data: dict[str, Any]) -> str:
@@ -223,6 +263,7 @@ def summary_markdown(
     started: dt.datetime,
     elapsed: float,
 ) -> str:
+    repeats = args.repeat > 1
     lines = [
         "# Benchmark summary",
         "",
@@ -237,21 +278,27 @@ def summary_markdown(
         f" dcmqrscp), + DEMO-DUP (two issuers); hits drawn uniformly; mix {MIX}",
         "- Latency is per association (connect to release), in ms; assoc/s counts "
         "associations completed without error",
+        f"- All servers are up at once; at each level they run in turn ({args.repeat} "
+        "time(s), the order reversed every other time), so drift of the machine's speed "
+        "hits them alike. With repeats, each row is the run of median throughput and "
+        "'all runs' lists every rate",
         "",
         "| server | concurrency | assoc/s | p50 ms | p99 ms | p99.9 ms | errors "
-        "| gen CPU % | server CPU % | server RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| gen CPU % | server CPU % | server RSS MiB |" + (" all runs |" if repeats else ""),
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|" + ("---|" if repeats else ""),
     ]
     for data in runs:
         lat = data["latency"]["association"]
         server = data.get("server") or {}
         rss = server.get("rss_peak_bytes", 0) / 2**20
+        rates = data.get("repeat_rates", [])
         lines.append(
             f"| {data['server_name']} | {data['config']['concurrency']} "
             f"| {data['associations']['per_second']:,.1f} | {lat['p50_ms']:,.2f} "
             f"| {lat['p99_ms']:,.2f} | {lat['p99.9_ms']:,.2f} | {_errors(data)} "
             f"| {data['generator']['cpu_percent_of_one_core']:.0f} "
             f"| {server.get('cpu_percent', 0.0):.0f} | {rss:,.0f} |"
+            + (f" {', '.join(f'{r:,.0f}' for r in rates)} |" if repeats else "")
         )
     notes = {d["server_name"]: d["server_note"] for d in runs}
     if notes:
@@ -304,7 +351,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         ws = prepare_workspace(Path(tmp), args.patients, file_patients, args.db)
-        with asyncio.Runner(loop_factory=_loop_factory) as runner:
+        with (
+            asyncio.Runner(loop_factory=_loop_factory) as runner,
+            contextlib.ExitStack() as stack,
+        ):
+            up: list[Started] = []
             for name in args.names:
                 spec = SERVERS[name]
                 reason = spec.unavailable()
@@ -312,15 +363,31 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name}: skipped: {reason}", flush=True)
                     skipped[name] = reason
                     continue
-                print(f"{name}:", flush=True)
                 try:
-                    runs += run_server(spec, ws, args, runner, runs_dir, logs_dir)
+                    up.append(start_server(spec, ws, runner, logs_dir, stack))
+                    print(f"{name}: up on port {up[-1].process.port}", flush=True)
                 except ServerUnavailable as exc:
-                    print(f"  skipped: {exc}", flush=True)
+                    print(f"{name}: skipped: {exc}", flush=True)
                     skipped[name] = str(exc)
                 except (RuntimeError, OSError) as exc:
-                    print(f"  failed: {exc}", flush=True)
+                    print(f"{name}: failed: {exc}", flush=True)
                     skipped[name] = f"failed: {exc}"
+            measured: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            for level in args.levels:
+                for turn in range(args.repeat):
+                    # Alternate the order, so that no server always runs first or last.
+                    for server in up if turn % 2 == 0 else reversed(up):
+                        data = run_level(server, level, args, runner)
+                        name = server.spec.name
+                        path = runs_dir / f"{name}-c{level}-r{turn + 1}.json"
+                        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+                        print(f"  {name:<22} {one_line(data)}", flush=True)
+                        measured.setdefault((name, level), []).append(data)
+            runs = [
+                median_run(measured[(server.spec.name, level)])
+                for server in up
+                for level in args.levels
+            ]
     elapsed = time.monotonic() - t0
     text = summary_markdown(runs, skipped, args, command, started, elapsed)
     (out / "summary.md").write_text(text, encoding="utf-8")
