@@ -10,7 +10,9 @@ closed-loop against each server in turn (one C-FIND per association by default),
 ``--repeat`` times with the order reversed every other time; the table keeps the run of
 median throughput. Interleaving matters on a shared virtual machine whose speed drifts by
 a third over minutes: runs of one server far apart in time would compare the machine,
-not the servers. Idle servers cost nothing meanwhile. Every server is stopped at the end,
+not the servers. Idle servers cost nothing meanwhile, and after each run the suite waits
+(at most 15 s) until the server that ran is idle again, so that one still working off an
+overload cannot slow the next. Every server is stopped at the end,
 whatever happens. A server that cannot run here (not installed, or its command fails) is
 skipped and the summary says why.
 
@@ -52,7 +54,7 @@ from benchmarks.servers.launchers import (
     ServerUnavailable,
     Workspace,
 )
-from rpi_async.bench import generator, report
+from rpi_async.bench import generator, procmon, report
 from rpi_async.bench.identifier import PATIENT_ROOT_FIND, QueryModel
 from rpi_async.bench.mix import Mix, QueryPlan, demo_hits
 from rpi_async.bench.pdu import encode_associate_rq
@@ -211,6 +213,25 @@ def run_level(
     data["server_name"] = spec.name
     data["server_note"] = spec.note
     return data
+
+
+SETTLE_WINDOW = 0.25  # seconds of CPU measurement
+SETTLE_BUSY = 0.05  # a server using more than 5 % of a core is still busy
+SETTLE_LIMIT = 15.0  # seconds at most
+
+
+def settle(pid: int) -> float:
+    """Wait, at most SETTLE_LIMIT s, until the server that just ran is idle; return the
+    seconds waited. An overloaded server may still be working off abandoned requests
+    after its run, and must not steal the CPU from the next server's run."""
+    waited = 0.0
+    while waited < SETTLE_LIMIT:
+        before = procmon.tree_cpu_seconds(pid)
+        time.sleep(SETTLE_WINDOW)  # a measurement window, not a wait for an event
+        waited += SETTLE_WINDOW
+        if procmon.tree_cpu_seconds(pid) - before < SETTLE_BUSY * SETTLE_WINDOW:
+            break
+    return waited
 
 
 def median_run(repeats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -378,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                     # Alternate the order, so that no server always runs first or last.
                     for server in up if turn % 2 == 0 else reversed(up):
                         data = run_level(server, level, args, runner)
+                        data["settled_after_s"] = settle(server.process.pid)
                         name = server.spec.name
                         path = runs_dir / f"{name}-c{level}-r{turn + 1}.json"
                         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -75,6 +75,14 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` and its children (0 if it is gone)."""
+    try:
+        return _cpu_seconds(_tree(psutil.Process(pid)))
+    except psutil.Error:
+        return 0.0
+
+
 def _rss(processes: list[psutil.Process]) -> int:
     total = 0
     for proc in processes:
