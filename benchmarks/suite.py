@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             up: list[Started] = []
             for name in args.names:
                 spec = SERVERS[name]
-                reason = spec.unavailable()
+                reason = spec.unavailable(ws)
                 if reason is not None:
                     print(f"{name}: skipped: {reason}", flush=True)
                     skipped[name] = reason
