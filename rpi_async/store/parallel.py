@@ -104,9 +104,13 @@ def parsed_rows(
     context = multiprocessing.get_context("spawn")  # safe beside a progress thread
     seen: set[tuple[str, str]] = set()
     pending: deque[tuple[int, Future[Rows | None]]] = deque()
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_worker_start
-    ) as pool:
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_worker_start
+        )
+    except (OSError, ImportError, NotImplementedError) as exc:  # e.g. no /dev/shm
+        raise Fallback(f"no worker processes here: {exc}") from exc
+    with pool:
         try:
             pk = first_pk
             for start, end in chunk_bounds(text, chunk_chars or CHUNK_CHARS):
@@ -118,6 +122,8 @@ def parsed_rows(
                 yield _take(pending.popleft(), seen, on_chunk)
         except BrokenProcessPool as exc:
             raise Fallback("a worker process died") from exc
+        except OSError as exc:  # starting a worker failed (process or memory limits)
+            raise Fallback(f"worker processes failed: {exc}") from exc
         finally:
             for _, future in pending:
                 future.cancel()

@@ -188,3 +188,21 @@ def test_an_unexpected_worker_error_hands_over_to_the_sequential_path() -> None:
     failed.set_exception(RecursionError("deep"))
     with pytest.raises(parallel.Fallback, match="RecursionError"):
         parallel._take((10, failed), set(), None)
+
+
+def test_no_worker_processes_means_the_sequential_path(
+    tmp_path: Path,
+    connect: Any,
+    documents: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", refuse)
+    caplog.set_level(logging.INFO, "rpi_async.store")
+    conn = connect("store")
+    path = _ndjson(tmp_path / "p.ndjson", documents)
+    assert importer.import_file(conn, path, workers=2).patients == len(documents)
+    assert "no worker processes here" in caplog.text
