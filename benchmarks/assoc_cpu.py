@@ -8,8 +8,9 @@ the close, with the generator's own pre-encoded PDUs (``rpi_async.bench``: the s
 request bytes, patients drawn uniformly from the demo population, the suite's mix of
 hits, misses and the duplicate). Everything the server does for an association runs:
 negotiation, access policy, the QueryService with its hooks, the store lookup, the SR
-rendering, the response encoding, timers and the access log line (to a file). What does
-not run: the kernel's TCP work and uvloop's socket handling.
+rendering, the response encoding, timers, the access log line (to a file) and the
+collector settings of a serving process (``--default-gc`` leaves CPython's). What does not
+run: the kernel's TCP work and uvloop's socket handling.
 
 On this shared machine the suite's figures drift by a third over minutes, because the
 load generator shares the two cores with the server. This script measures one thing, the
@@ -45,6 +46,7 @@ from rpi_async.engines.native.protocol import AssociationProtocol
 from rpi_async.ops.access import AccessPolicy
 from rpi_async.ops.hooks import QueryHooks
 from rpi_async.ops.shedding import InFlightLimiter
+from rpi_async.server import tune_collector
 from rpi_async.service.query import QueryService
 from rpi_async.service.stats import ServerStats
 from rpi_async.store.reader import PatientStore
@@ -148,6 +150,8 @@ async def run(args: argparse.Namespace) -> None:
     rq = encode_associate_rq(settings.ae_title, "BENCH", plan.sop_class)
     try:
         await one_pass(engine, plan, rq, min(args.n, 2000))  # warm-up
+        if not args.default_gc:
+            tune_collector()  # as Server.run does once it is serving
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
@@ -176,6 +180,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000, help="associations per pass")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep CPython's collector settings (the server tunes them: server.tune_collector)",
+    )
     parser.add_argument("--top", type=int, default=35)
     args = parser.parse_args()
     with tempfile.NamedTemporaryFile("w", suffix=".log") as log_file:
