@@ -148,7 +148,8 @@ class AssociationProtocol(asyncio.Protocol):
         self.peer = Peer(self.record.calling_ae, self.peer.address, self.peer.port)
         engine = self.engine
         negotiation, refused_as = engine.negotiate(rq, self)  # access policy, limits
-        self._write(self.conn.respond(negotiation.reply))
+        data = self.conn.respond(negotiation.reply)
+        # Counted before the answer leaves: a peer that has it may already read the stats.
         if isinstance(negotiation.reply, AAssociateAC):
             self._established = True
             self._counted = True
@@ -159,6 +160,7 @@ class AssociationProtocol(asyncio.Protocol):
             reason = refused_as or engine.reject_reason(reply.result, reply.source, reply.reason)
             engine.stats.association_rejected(reason)
             self.record.outcome = f"rejected ({reason})"
+        self._write(data)
 
     def _on_message(self, event: DimseMessage) -> None:
         command = event.command
