@@ -290,36 +290,23 @@ def encode_slots(facts: Iterable[Sequence[Any]]) -> str:
     Slot 0 is the section text, code slots hold (value, scheme, meaning) or None, the
     others the column values (``ongoing`` as 0/1/None or a bool).
     """
-    index: dict[tuple[str, str, str], int] = {}
-    code_list: list[tuple[str, str, str]] = []
-    groups: dict[str, list[list[Any]]] = {}
-    group_of: dict[str, str] = {}
-    order: list[str] = []
-    for slots in facts:
-        row = list(slots[1:])
-        for i in _CODE_SLOTS:
-            triple = row[i - 1]
-            if triple is None:
-                row[i - 1] = 0
-                continue
-            key = (triple[0], triple[1], triple[2])
-            n = index.get(key)
-            if n is None:
-                code_list.append(key)
-                n = index[key] = len(code_list)
-            row[i - 1] = n
-        row[8] = _real(row[8])
-        if row[11] is not None:
-            row[11] = bool(row[11])
-        section = str(slots[0])
-        rows = groups.get(section)
-        if rows is None:
-            group_of[section] = chr(48 + len(groups))
-            rows = groups[section] = []
-        rows.append(row)
-        order.append(group_of[section])
-    doc = [DOC_FORMAT, code_list, "".join(order), list(groups.items())]
-    return _dumps(doc)
+    return encode_encoded(map(_encoded_from_slots, facts))
+
+
+def _encoded_from_slots(slots: Sequence[Any]) -> tuple[tuple[str, ...], list[Any]]:
+    """The writer's encoded form (field names; section, then values) of a 13-slot fact."""
+    shape: list[str] = []
+    values: list[Any] = [str(slots[0])]
+    for name, slot in SLOTS.items():
+        value = slots[slot]
+        if value is None:
+            continue
+        shape.append(name)
+        if slot in _CODE_SLOTS:
+            values += (value[0], value[1], value[2])
+        else:
+            values.append(value)
+    return tuple(shape), values
 
 
 @lru_cache(maxsize=1024)
@@ -340,10 +327,8 @@ _EMPTY_ROW: tuple[Any, ...] = tuple(0 if s in _CODE_SLOTS else None for s in ran
 
 
 def encode_encoded(facts: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> str:
-    """``encode_slots`` of the writer's encoded facts, without the 13-slot detour.
-
-    The bulk import calls this once per patient; the output is identical (tested).
-    """
+    """The compact document of the writer's encoded facts (``encode_slots`` converts
+    13-slot facts to this form). The bulk import calls it once per patient."""
     index: dict[tuple[str, str, str], int] = {}
     code_list: list[tuple[str, str, str]] = []
     groups: dict[str, list[list[Any]]] = {}
