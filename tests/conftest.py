@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -67,6 +68,17 @@ DUP_A = PatientRecord(patient_id="DUP", issuer="ISSUER_A", name="Smith^Ann", sex
 DUP_B = PatientRecord(patient_id="DUP", issuer="ISSUER_B", name="Smith^Bob", sex="M")
 UNICODE = PatientRecord(patient_id="P0002", issuer="HOSP_A", name="Müller^Jürgen", sex="M")
 SAMPLE_RECORDS = (JANE, DUP_A, DUP_B, UNICODE)
+
+
+def make_newer_schema_db(tmp_path: Path) -> Path:
+    """A store whose schema version (99) is newer than this code knows."""
+    path = tmp_path / "future.sqlite3"
+    connect_writer(path, create=True).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    return path
 
 
 def make_db(path: Path, records: tuple[PatientRecord, ...] = SAMPLE_RECORDS) -> Path:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from rpi_async.cli import EXIT_USAGE, app
 from rpi_async.cli import commands as _commands  # noqa: F401  (registers the commands)
 from rpi_async.store import schema
+from tests.conftest import make_newer_schema_db
 
 EXAMPLE = Path(str(resources.files("rpi_async").joinpath("examples/patients.json")))
 
@@ -194,16 +195,6 @@ def _not_sqlite(tmp_path: Path) -> Path:
     return path
 
 
-def _newer(tmp_path: Path) -> Path:
-    path = tmp_path / "future.sqlite3"
-    schema.connect_writer(path, create=True).close()
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 99")
-    conn.commit()
-    conn.close()
-    return path
-
-
 def _db_commands(db: Path) -> list[list[str]]:
     return [
         ["import", str(EXAMPLE), "--db", str(db)],
@@ -216,7 +207,7 @@ def _db_commands(db: Path) -> list[list[str]]:
 
 @pytest.mark.parametrize(
     ("make", "fragment"),
-    [(_not_sqlite, "not an SQLite database"), (_newer, "schema version 99")],
+    [(_not_sqlite, "not an SQLite database"), (make_newer_schema_db, "schema version 99")],
 )
 def test_unusable_database_is_refused_untouched(
     tmp_path: Path, make: Callable[[Path], Path], fragment: str
@@ -236,7 +227,7 @@ def test_missing_database_is_refused(tmp_path: Path) -> None:
 
 
 def test_through_the_real_entry_point(tmp_path: Path) -> None:
-    db = _newer(tmp_path)
+    db = make_newer_schema_db(tmp_path)
     before = _snapshot(db)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(

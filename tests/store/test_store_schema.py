@@ -10,6 +10,7 @@ import pytest
 from rpi_async.errors import StoreError
 from rpi_async.store import schema
 from rpi_async.store.reader import PatientStore
+from tests.conftest import make_newer_schema_db
 
 
 def _snapshot(path: Path) -> tuple[bytes, int]:
@@ -69,18 +70,8 @@ def test_non_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     assert _snapshot(path) == before
 
 
-def _newer(tmp_path: Path) -> Path:
-    path = tmp_path / "future.sqlite3"
-    schema.connect_writer(path, create=True).close()
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 99")
-    conn.commit()
-    conn.close()
-    return path
-
-
 def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
-    path = _newer(tmp_path)
+    path = make_newer_schema_db(tmp_path)
     before = _snapshot(path)
     with pytest.raises(StoreError, match="schema version 99"):
         schema.connect_writer(path)
@@ -88,7 +79,7 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
 
 
 async def test_reader_refuses_newer_schema(tmp_path: Path) -> None:
-    path = _newer(tmp_path)
+    path = make_newer_schema_db(tmp_path)
     before = _snapshot(path)
     with pytest.raises(StoreError, match="schema version 99"):
         await PatientStore.open(path)
