@@ -4,12 +4,8 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +13,7 @@ import pytest
 from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
 from tests.conftest import JANE, UNICODE, make_db, server_settings
-from tests.ops.ops_support import OpsServerThread
+from tests.ops.ops_support import OpsServerThread, ServeProcess
 
 pytestmark = pytest.mark.network
 
@@ -58,44 +54,14 @@ LISTENING = re.compile(r"rpi-async listening on [\d.]+:(\d+)")
 
 def test_sighup_reopens_the_database(tmp_path: Path) -> None:
     live = make_db(tmp_path / "live.sqlite3", (JANE,))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rpi_async", "serve", "--db", str(live), "--port", "0"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("RPI_ASYNC_")},
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.put(line)
-        lines.put(None)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-
-    def wait_for(pattern: re.Pattern[str]) -> re.Match[str]:
-        while True:
-            line = lines.get(timeout=60)
-            assert line is not None, "server exited"
-            match = pattern.search(line)
-            if match:
-                return match
-
+    server = ServeProcess("--db", str(live), "--port", "0")
     try:
-        port = int(wait_for(LISTENING).group(1))
+        port = int(server.wait_for(LISTENING).group(1))
         assert statuses(port, "P0001") == FOUND
         os.replace(make_db(tmp_path / "next.sqlite3", (UNICODE,)), live)
-        proc.send_signal(signal.SIGHUP)
-        wait_for(re.compile("database reopened"))
+        server.signal(signal.SIGHUP)
+        server.wait_for(re.compile("database reopened"))
         assert statuses(port, "P0001") == ABSENT
         assert statuses(port, "P0002") == FOUND
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        reader.join(10)
-        assert proc.stderr is not None
-        proc.stderr.close()
+        assert server.stop() == 0
