@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,62 +14,7 @@ import pytest
 
 from rpi_async import scu
 from tests.conftest import make_db
-
-LISTENING = re.compile(r"rpi-async listening on ([\d.]+):(\d+)")
-
-
-class ServeProcess:
-    """``rpi-async serve`` in a subprocess; its stderr read line by line in a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rpi_async", "serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.output.append(line)
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_listening(self, timeout: float = 60) -> int:
-        while True:
-            line = self.lines.get(timeout=timeout)
-            if line is None:
-                raise AssertionError("server exited:\n" + "".join(self.output))
-            match = LISTENING.search(line)
-            if match:
-                return int(match.group(2))
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        self._reader.join(timeout)
-        self._close_pipes()
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._reader.join(10)
-        self._close_pipes()
-
-    def _close_pipes(self) -> None:
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
+from tests.serve_process import ServeProcess
 
 
 @pytest.fixture

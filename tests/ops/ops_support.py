@@ -1,18 +1,11 @@
 """Helpers for the operations tests: a server whose Server object the test can reach,
-``rpi-async serve`` as a child process, plain HTTP GETs, raw pynetdicom associations,
+plain HTTP GETs, raw pynetdicom associations,
 DCMTK lookup, throw-away certificates."""
 
 from __future__ import annotations
 
 import asyncio
 import http.client
-import os
-import queue
-import re
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -24,56 +17,6 @@ from rpi_async.server import Server
 from tests.conftest import ServerThread
 
 T = TypeVar("T")
-
-
-class ServeProcess:
-    """``python -m rpi_async serve ARGS`` as a child process, its log read line by line.
-
-    RPI_ASYNC_* variables of the test environment are not passed on. ``wait_for``
-    returns the ``count``-th log line matching a pattern (60 s at most per line);
-    ``stop`` sends SIGTERM and returns the exit code.
-    """
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rpi_async", "serve", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RPI_ASYNC_")},
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_for(self, pattern: str | re.Pattern[str], count: int = 1) -> re.Match[str]:
-        seen = 0
-        while True:
-            line = self._lines.get(timeout=60)
-            assert line is not None, "server exited"
-            match = re.search(pattern, line)
-            if match:
-                seen += 1
-                if seen == count:
-                    return match
-
-    def signal(self, sig: signal.Signals) -> None:
-        self.proc.send_signal(sig)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(30)
-        self._reader.join(10)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-        return code
 
 
 class OpsServerThread(ServerThread):

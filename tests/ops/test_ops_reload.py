@@ -13,7 +13,8 @@ import pytest
 from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
 from tests.conftest import JANE, UNICODE, make_db, server_settings
-from tests.ops.ops_support import OpsServerThread, ServeProcess
+from tests.ops.ops_support import OpsServerThread
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.network
 
@@ -49,17 +50,14 @@ def test_reload_serves_the_renamed_file(tmp_path: Path, engine: str) -> None:
         thread.stop()
 
 
-LISTENING = re.compile(r"rpi-async listening on [\d.]+:(\d+)")
-
-
 def test_sighup_reopens_the_database(tmp_path: Path) -> None:
     live = make_db(tmp_path / "live.sqlite3", (JANE,))
-    server = ServeProcess("--db", str(live), "--port", "0")
+    server = ServeProcess(["--db", str(live), "--port", "0"])
     try:
-        port = int(server.wait_for(LISTENING).group(1))
+        port = server.wait_listening()
         assert statuses(port, "P0001") == FOUND
         os.replace(make_db(tmp_path / "next.sqlite3", (UNICODE,)), live)
-        server.signal(signal.SIGHUP)
+        server.proc.send_signal(signal.SIGHUP)
         server.wait_for(re.compile("database reopened"))
         assert statuses(port, "P0001") == ABSENT
         assert statuses(port, "P0002") == FOUND

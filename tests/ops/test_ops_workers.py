@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_db
-from tests.ops.ops_support import ServeProcess, http_get
+from tests.ops.ops_support import http_get
+from tests.serve_process import ServeProcess
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -36,15 +37,15 @@ def test_workers_metrics_ports_and_sighup(tmp_path: Path) -> None:
     db = make_db(tmp_path / "live.sqlite3")
     metrics = free_port_pair()
     server = ServeProcess(
-        "--db", str(db), "--port", "0",
-        "--engine", "native", "--workers", "2", "--metrics-port", str(metrics),
+        ["--db", str(db), "--port", "0",
+         "--engine", "native", "--workers", "2", "--metrics-port", str(metrics)]
     )  # fmt: skip
     try:
         server.wait_for(r"rpi-async listening on .* 2 workers")
         for port in (metrics, metrics + 1):
             assert http_get(port, "/healthz") == (200, "ok\n")
             assert http_get(port, "/readyz")[0] == 200
-        server.signal(signal.SIGHUP)
+        server.proc.send_signal(signal.SIGHUP)
         server.wait_for("database reopened", count=2)
         assert server.proc.poll() is None
     finally:
