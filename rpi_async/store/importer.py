@@ -317,8 +317,7 @@ def import_file(
         total = len(text)
         on_chunk = None if progress is None else (lambda end: progress(end, total))
         try:
-            if not writer.is_empty(conn):
-                raise parallel.Fallback("the store is not empty")
+            # Lazy: no worker starts before write_rows has found the store empty.
             chunks = parallel.parsed_rows(
                 text,
                 workers=workers,
@@ -328,7 +327,7 @@ def import_file(
             )
             return ImportSummary(*writer.write_rows(conn, chunks))
         except (parallel.Fallback, writer.StoreNotEmpty) as exc:
-            log.info("import of %s continues in one process: %s", path, exc or "store changed")
+            log.info("import of %s continues in one process: %s", path, exc)
     facts = 0
 
     def counted() -> Iterator[PatientRows]:

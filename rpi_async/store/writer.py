@@ -231,7 +231,7 @@ def write_rows(conn: sqlite3.Connection, chunks: Iterable[Rows]) -> tuple[int, i
     patients = facts = 0
     with _BulkTransaction(conn), _collector_paused():
         if not is_empty(conn):
-            raise StoreNotEmpty
+            raise StoreNotEmpty("the store is not empty")
         for rows in chunks:
             rows.write(conn)
             patients += len(rows.patients)
