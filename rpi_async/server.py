@@ -110,15 +110,19 @@ class Server:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _open_store(self) -> PatientStore:
+        s = self.settings
+        return await PatientStore.open(
+            self.db_path, readers=s.store_readers, mmap_bytes=s.store_mmap_mib << 20
+        )
+
     async def start(self) -> None:
         """Open the store and start listening; returns once the port is bound."""
         s = self.settings
         access = AccessPolicy.from_settings(s.allowed_calling_aes, s.max_associations_per_peer)
         self.access = access
         ssl_context = _tls_context(s)
-        self.store = await PatientStore.open(
-            self.db_path, readers=s.store_readers, mmap_bytes=s.store_mmap_mib << 20
-        )
+        self.store = await self._open_store()
         try:
             await self._start_ops()
             self._services = ServiceSlot(
@@ -210,11 +214,7 @@ class Server:
             if self.audit is not None:
                 self.audit.reopen()
             try:
-                store = await PatientStore.open(
-                    self.db_path,
-                    readers=self.settings.store_readers,
-                    mmap_bytes=self.settings.store_mmap_mib << 20,
-                )
+                store = await self._open_store()
             except RpiError as exc:
                 log.error("database reload failed, still serving the previous file: %s", exc)
                 return False
