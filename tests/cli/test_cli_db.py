@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from rpi_async.cli import EXIT_USAGE, app
 from rpi_async.cli import commands as _commands  # noqa: F401  (registers the commands)
 from rpi_async.store import schema
+from tests.cli.cli_support import assert_one_line_error
 from tests.conftest import make_newer_schema_db
 
 EXAMPLE = Path(str(resources.files("rpi_async").joinpath("examples/patients.json")))
@@ -27,16 +28,6 @@ EXAMPLE = Path(str(resources.files("rpi_async").joinpath("examples/patients.json
 def _run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, ["db", *args])
     return result.exit_code, result.stdout, result.stderr
-
-
-def _assert_one_line_error(code: int, out: str, err: str, fragment: str) -> None:
-    assert code == EXIT_USAGE, (out, err)
-    assert out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("rpi-async: error: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in err
 
 
 def _patients(db: Path) -> int:
@@ -102,7 +93,7 @@ def test_import_example_with_create(tmp_path: Path) -> None:
 
 def test_import_needs_create_for_a_new_database(tmp_path: Path) -> None:
     db = tmp_path / "new.sqlite3"
-    _assert_one_line_error(*_run("import", str(EXAMPLE), "--db", str(db)), "--create")
+    assert_one_line_error(*_run("import", str(EXAMPLE), "--db", str(db)), "--create")
     assert not db.exists()
 
 
@@ -111,7 +102,7 @@ def test_bad_input_imports_nothing(tmp_path: Path, demo_db: Path) -> None:
     bad.write_text('{"patient_id": "NEW1"}\n{"patient_id": "NEW2", "birth_date": "2001-02-29"}\n')
     before = _patients(demo_db)
     result = _run("import", str(bad), "--db", str(demo_db))
-    _assert_one_line_error(*result, f"{bad}: record 2 (line 2, patient_id 'NEW2'): birth_date")
+    assert_one_line_error(*result, f"{bad}: record 2 (line 2, patient_id 'NEW2'): birth_date")
     assert _patients(demo_db) == before
 
 
@@ -120,14 +111,14 @@ def test_bad_input_into_new_database_leaves_no_file(tmp_path: Path) -> None:
     bad.write_text('[{"patient_id": "A"}, {"name": "no id"}]')
     db = tmp_path / "new.sqlite3"
     result = _run("import", str(bad), "--db", str(db), "--create")
-    _assert_one_line_error(*result, "record 2 (line 1): patient_id: missing")
+    assert_one_line_error(*result, "record 2 (line 1): patient_id: missing")
     assert not db.exists()
     assert not Path(f"{db}-wal").exists()
 
 
 def test_import_missing_file(tmp_path: Path, demo_db: Path) -> None:
     result = _run("import", str(tmp_path / "absent.json"), "--db", str(demo_db))
-    _assert_one_line_error(*result, "no such file")
+    assert_one_line_error(*result, "no such file")
 
 
 def test_validate(tmp_path: Path) -> None:
@@ -137,7 +128,7 @@ def test_validate(tmp_path: Path) -> None:
     assert "valid" in out
     bad = tmp_path / "bad.json"
     bad.write_text('{"patients": [{"patient_id": "A", "sex": "X"}]}')
-    _assert_one_line_error(*_run("validate", str(bad)), "record 1 (line 1, patient_id 'A'): sex")
+    assert_one_line_error(*_run("validate", str(bad)), "record 1 (line 1, patient_id 'A'): sex")
 
 
 def _dicom(path: Path, patient_id: str, name: str) -> None:
@@ -171,7 +162,7 @@ def test_import_dicom(tmp_path: Path, demo_db: Path) -> None:
 
 def test_import_dicom_not_a_directory(tmp_path: Path, demo_db: Path) -> None:
     result = _run("import-dicom", str(tmp_path / "absent"), "--db", str(demo_db))
-    _assert_one_line_error(*result, "not a directory")
+    assert_one_line_error(*result, "not a directory")
 
 
 def test_default_database_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,14 +206,14 @@ def test_unusable_database_is_refused_untouched(
     db = make(tmp_path)
     before = _snapshot(db)
     for args in _db_commands(db):
-        _assert_one_line_error(*_run(*args), fragment)
+        assert_one_line_error(*_run(*args), fragment)
         assert _snapshot(db) == before, args
 
 
 def test_missing_database_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "missing.sqlite3"
-    _assert_one_line_error(*_run("stats", "--db", str(db)), "does not exist")
-    _assert_one_line_error(*_run("import", str(EXAMPLE), "--db", str(db)), "does not exist")
+    assert_one_line_error(*_run("stats", "--db", str(db)), "does not exist")
+    assert_one_line_error(*_run("import", str(EXAMPLE), "--db", str(db)), "does not exist")
     assert not db.exists()
 
 

@@ -16,6 +16,7 @@ from rpi_async.dicom.codes import Code
 from rpi_async.store.model import Fact, PatientRecord, Section
 from rpi_async.store.schema import connect_writer
 from rpi_async.store.writer import write_patients
+from tests.cli.cli_support import assert_one_line_error
 
 AUNT = Code("25211005", "SCT", "Aunt")
 RISK = Code("111559", "DCM", "Weak family history of breast cancer")
@@ -48,16 +49,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, ["render", *args])
     return result.exit_code, result.stdout, result.stderr
-
-
-def _assert_one_line_error(code: int, out: str, err: str, fragment: str) -> None:
-    assert code == EXIT_USAGE
-    assert out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("rpi-async: error: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in err
 
 
 def test_text_tree_by_default(db: Path) -> None:
@@ -96,27 +87,27 @@ def test_issuer_picks_one_of_two(db: Path) -> None:
 
 
 def test_more_than_one_match(db: Path) -> None:
-    _assert_one_line_error(*_run("--db", str(db), "--patient-id", "TWIN"), "--issuer")
+    assert_one_line_error(*_run("--db", str(db), "--patient-id", "TWIN"), "--issuer")
 
 
 def test_patient_not_found(db: Path) -> None:
-    _assert_one_line_error(*_run("--db", str(db), "--patient-id", "NOPE"), "no patient")
+    assert_one_line_error(*_run("--db", str(db), "--patient-id", "NOPE"), "no patient")
 
 
 def test_unknown_template(db: Path) -> None:
     result = _run("--db", str(db), "--patient-id", "P1", "--template", "1500")
-    _assert_one_line_error(*result, "unknown template '1500'")
+    assert_one_line_error(*result, "unknown template '1500'")
 
 
 def test_missing_database(tmp_path: Path) -> None:
     result = _run("--db", str(tmp_path / "missing.db"), "--patient-id", "P1")
-    _assert_one_line_error(*result, "does not exist")
+    assert_one_line_error(*result, "does not exist")
 
 
 def test_not_sqlite(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database at all")
-    _assert_one_line_error(*_run("--db", str(junk), "--patient-id", "P1"), "not an SQLite")
+    assert_one_line_error(*_run("--db", str(junk), "--patient-id", "P1"), "not an SQLite")
 
 
 def test_newer_schema(tmp_path: Path) -> None:
@@ -124,7 +115,7 @@ def test_newer_schema(tmp_path: Path) -> None:
     conn = connect_writer(path, create=True)
     conn.execute("PRAGMA user_version = 999")
     conn.close()
-    _assert_one_line_error(*_run("--db", str(path), "--patient-id", "P1"), "newer")
+    assert_one_line_error(*_run("--db", str(path), "--patient-id", "P1"), "newer")
 
 
 def test_installed_entry_point_errors_without_traceback(tmp_path: Path) -> None:
