@@ -41,6 +41,7 @@ from rpi_async.bench.pdu import RELEASE_RQ, encode_associate_rq
 from rpi_async.config.settings import Settings
 from rpi_async.dicom.uids import SopClass, TransferSyntax
 from rpi_async.engines.base import EngineContext, ServiceSlot
+from rpi_async.engines.lifecycle import Outcome
 from rpi_async.engines.native.engine import NativeEngine
 from rpi_async.engines.native.protocol import AssociationProtocol
 from rpi_async.ops.access import AccessPolicy
@@ -108,15 +109,15 @@ async def one_pass(engine: NativeEngine, plan: QueryPlan, rq: bytes, count: int)
         protocol.data_received(pdus[plan.next_index()])
         protocol.data_received(RELEASE_RQ)
         await protocol.closed
-        if not protocol.record_outcome_is("released"):
+        if protocol.record.outcome is not Outcome.RELEASED:
             raise RuntimeError(f"association {n} was not released: {protocol.record}")
     return time.process_time() - started
 
 
 def _time_queries(service: QueryService) -> list[float]:
-    """Wrap ``service.find_encoded`` to add its CPU time to the returned cell."""
+    """Wrap ``service.find`` to add its CPU time to the returned cell."""
     spent = [0.0]
-    inner = service.find_encoded
+    inner = service.find
 
     async def timed(*args: Any, **kwargs: Any) -> Any:
         started = time.process_time()
@@ -125,16 +126,18 @@ def _time_queries(service: QueryService) -> list[float]:
         finally:
             spent[0] += time.process_time() - started
 
-    service.find_encoded = timed  # type: ignore[method-assign]
+    service.find = timed  # type: ignore[method-assign]
     return spent
 
 
 async def run(args: argparse.Namespace) -> None:
     settings = Settings(db=args.db, engine="native", max_associations=1 << 20)
-    store = await PatientStore.open(args.db)
+    store = await PatientStore.open(args.db, inline=args.store_inline)
     stats = ServerStats()
-    stats.hooks = QueryHooks(InFlightLimiter(0), called_ae=settings.ae_title)
-    service = QueryService(store, stats=stats, query_timeout=settings.query_timeout)
+    monitor = QueryHooks(InFlightLimiter(0), called_ae=settings.ae_title)
+    service = QueryService(
+        store, stats=stats, monitor=monitor, query_timeout=settings.query_timeout
+    )
     in_query = _time_queries(service)
     engine = NativeEngine(
         EngineContext(settings, ServiceSlot(service), stats, AccessPolicy(), None)
@@ -166,7 +169,7 @@ async def run(args: argparse.Namespace) -> None:
         total, query = min(passes)
         print(
             f"{total / args.n * 1e6:.1f} µs of server CPU per association, of which "
-            f"{query / args.n * 1e6:.1f} µs in QueryService.find_encoded "
+            f"{query / args.n * 1e6:.1f} µs in QueryService.find "
             f"(best of {args.repeat} passes of {args.n}; {socket.gethostname()})"
         )
     finally:
@@ -186,6 +189,11 @@ def main() -> None:
         help="keep CPython's collector settings (the server tunes them: server.tune_collector)",
     )
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument(
+        "--store-inline",
+        action="store_true",
+        help="look patients up on the loop's thread (store_inline) instead of through aiosqlite",
+    )
     args = parser.parse_args()
     with tempfile.NamedTemporaryFile("w", suffix=".log") as log_file:
         # The access log at INFO, as a server writes it, but to a file.

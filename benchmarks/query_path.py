@@ -12,7 +12,7 @@ and times every stage of the query path, in microseconds per query (mean and p50
   (``write_dataset``);
 - ``fast`` path, as the native engine does it: parse the request (cold: the request
   cache is cleared before every query), look the patient up, render straight to bytes;
-  ``find_encoded`` is the whole ``QueryService.find_encoded`` call (request cache on).
+  ``find`` is the whole ``QueryService.find`` call (request cache on).
 
 Each patient is queried once per stage set; the store is opened read-only like the
 server's, so page-cache effects are those of a running server after warm-up (one
@@ -35,12 +35,12 @@ from rpi_async.bench.identifier import IdentifierTemplate, QueryModel
 from rpi_async.dicom.transfer import read_identifier as decode_identifier
 from rpi_async.dicom.transfer import write_identifier as encode_identifier
 from rpi_async.dicom.uids import SopClass, TransferSyntax
-from rpi_async.service import request as request_parsing
 from rpi_async.service.query import Peer, QueryService
-from rpi_async.service.request import Query
+from rpi_async.service.request import RequestReader
+from rpi_async.service.rules import Query
 from rpi_async.sr import registry
 from rpi_async.sr.render import render_identifier
-from rpi_async.sr.render_bytes import render_identifier_bytes
+from rpi_async.sr.render_bytes import Renderer
 from rpi_async.store.reader import PatientStore
 
 TEMPLATES = ("9007", "9000", "3802")
@@ -83,17 +83,16 @@ async def _time_fast(
 ) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {k: [] for k in ("parse", "lookup", "render+encode")}
     clock = time.perf_counter_ns
-    parse = request_parsing._parse_request  # uncached: every patient ID is new
+    parse = RequestReader(max_inflated=MAX_INFLATED, cache_size=0).read  # uncached
+    renderer = Renderer()
     for data in requests:
         t0 = clock()
-        query = parse(data, ts, SOP, MAX_INFLATED)
+        query = parse(data, ts, SOP)
         t1 = clock()
         assert isinstance(query, Query), query
         patients = await store.lookup_compact(query.patient_id, query.issuer)
         t2 = clock()
-        render_identifier_bytes(
-            patients[0], query.template, query.request, ts, observation_datetime=now
-        )
+        renderer.identifier_bytes(patients[0], query.template, query.echo, ts, now)
         t3 = clock()
         out["parse"].append(t1 - t0)
         out["lookup"].append(t2 - t1)
@@ -101,12 +100,11 @@ async def _time_fast(
     out["total"] = [sum(v) for v in zip(*out.values(), strict=True)]
     service = QueryService(store, clock=lambda: now)
     peer = Peer("BENCH", "127.0.0.1", 0)
-    request_parsing.clear_cache()
-    out["find_encoded"] = []
+    out["find"] = []
     for data in requests:
         t0 = clock()
-        await service.find_encoded(data, ts, SOP, peer)
-        out["find_encoded"].append(clock() - t0)
+        await service.find(data, ts, SOP, peer)
+        out["find"].append(clock() - t0)
     return out
 
 
@@ -154,7 +152,7 @@ def main() -> None:
     parser.add_argument("--explicit", action="store_true", help="Explicit VR LE (default implicit)")
     parser.add_argument("--readers", type=int, default=4, help="connections with --threads")
     parser.add_argument(
-        "--threads", action="store_true", help="look up on connection threads (default inline)"
+        "--threads", action="store_true", help="look up through aiosqlite (default inline)"
     )
     parser.add_argument("--seed", type=int, default=1)
     asyncio.run(_run(parser.parse_args()))

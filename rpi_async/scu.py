@@ -9,10 +9,10 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from rpi_async.dicom.quiet import silence_pynetdicom
 from rpi_async.dicom.uids import SopClass
-from rpi_async.engines.assoc_log import REJECT_REASONS
-from rpi_async.engines.pynetdicom_engine import quiet_pynetdicom
 from rpi_async.errors import RpiError
+from rpi_async.ul.codes import REJECT_REASONS
 
 
 class AssociationFailed(RpiError):
@@ -48,7 +48,7 @@ def build_request(patient_id: str, issuer: str | None = None, template: str = "9
 
 
 def _make_ae(aet: str, sop_class: str, timeout: float) -> AE:
-    quiet_pynetdicom()
+    silence_pynetdicom()
     ae = AE(ae_title=aet)
     ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
     ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME

@@ -41,7 +41,9 @@ from rpi_async.ops.metrics import CONTENT_TYPE, Metrics
 from rpi_async.ops.setup import build_audit
 from rpi_async.ops.shedding import InFlightLimiter
 from rpi_async.service.query import QueryService
+from rpi_async.service.request import RequestReader
 from rpi_async.service.stats import ServerStats
+from rpi_async.sr.render_bytes import Renderer
 from rpi_async.store.reader import PatientStore
 
 log = logging.getLogger("rpi_async.server")
@@ -96,6 +98,10 @@ class Server:
         self._background: set[asyncio.Task[object]] = set()
         self._reload_lock = asyncio.Lock()
         self.store: PatientStore | None = None
+        # The process's query caches, shared by every QueryService this server builds.
+        self.reader = RequestReader()
+        self.renderer = Renderer()
+        self.monitor = QueryHooks(self.limiter, called_ae=settings.ae_title)
 
     @property
     def port(self) -> int:
@@ -113,7 +119,20 @@ class Server:
     async def _open_store(self) -> PatientStore:
         s = self.settings
         return await PatientStore.open(
-            self.db_path, readers=s.store_readers, mmap_bytes=s.store_mmap_mib << 20
+            self.db_path,
+            readers=s.store_readers,
+            inline=s.store_inline,
+            mmap_bytes=s.store_mmap_mib << 20,
+        )
+
+    def _service(self, store: PatientStore) -> QueryService:
+        return QueryService(
+            store,
+            stats=self.stats,
+            monitor=self.monitor,
+            reader=self.reader,
+            renderer=self.renderer,
+            query_timeout=self.settings.query_timeout,
         )
 
     async def start(self) -> None:
@@ -125,9 +144,7 @@ class Server:
         self.store = await self._open_store()
         try:
             await self._start_ops()
-            self._services = ServiceSlot(
-                QueryService(self.store, stats=self.stats, query_timeout=s.query_timeout)
-            )
+            self._services = ServiceSlot(self._service(self.store))
             engine = create_engine(
                 EngineContext(s, self._services, self.stats, access, ssl_context)
             )
@@ -165,9 +182,8 @@ class Server:
                 ) from None
             self._http = http
             log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
-        self.stats.hooks = QueryHooks(
-            self.limiter, timings=timings, audit=self.audit, called_ae=s.ae_title
-        )
+        self.monitor.timings = timings
+        self.monitor.audit = self.audit
 
     async def _start_engine(self, engine: Engine) -> None:
         def on_ready(address: tuple[str, int]) -> None:
@@ -187,6 +203,7 @@ class Server:
             await self._http.close()
             self._http = None
         if self.audit is not None:
+            self.monitor.audit = None
             await asyncio.to_thread(self.audit.close)
             self.audit = None
 
@@ -220,9 +237,7 @@ class Server:
                 return False
             old, self.store = self.store, store
             if self._services is not None:
-                self._services.current = QueryService(
-                    store, stats=self.stats, query_timeout=self.settings.query_timeout
-                )
+                self._services.current = self._service(store)
             if old is not None:
                 self._retired.add(old)
                 loop = asyncio.get_running_loop()

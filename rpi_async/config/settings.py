@@ -63,6 +63,12 @@ class Settings:
     workers: int = field(
         default=1, metadata=_doc("worker processes sharing the port (native engine)")
     )
+    pynetdicom_workers: int = field(
+        default=8,
+        metadata=_doc(
+            "associations the pynetdicom engine serves at once; the rest wait to connect"
+        ),
+    )
     reuse_port: bool = field(
         default=False, metadata=_doc("set SO_REUSEPORT so several processes share the port")
     )
@@ -83,6 +89,12 @@ class Settings:
     store_mmap_mib: int = field(
         default=0,
         metadata=_doc("MiB of the database mapped into memory (faster lookups; counted in RSS)"),
+    )
+    store_inline: bool = field(
+        default=False,
+        metadata=_doc(
+            "look patients up on the event loop's thread (no hand-off; a disk read blocks)"
+        ),
     )
     shutdown_grace: float = field(
         default=10.0, metadata=_doc("seconds in-flight associations get at shutdown")
@@ -150,6 +162,8 @@ class Settings:
             raise bad("workers", "must be at least 1")
         if self.workers > 1 and self.engine != "native":
             raise bad("workers", "several workers need the native engine (--engine native)")
+        if self.pynetdicom_workers < 1:
+            raise bad("pynetdicom_workers", "must be at least 1")
         if self.max_associations < 1:
             raise bad("max_associations", "must be at least 1")
         if self.backlog < 1:

@@ -1,136 +1,157 @@
 """The pynetdicom engine: pynetdicom owns the sockets, asyncio owns the work.
 
-Theory of operation. pynetdicom accepts associations in its own threads (one server
-thread, then two threads per association: the association and its DUL reader). Its
-C-FIND and C-ECHO handlers run in the association thread. The C-FIND handler hands the
-decoded identifier to the single asyncio event loop (uvloop) with
-``asyncio.run_coroutine_threadsafe`` and waits for the QueryService's answer, at most
-``query_timeout`` seconds; past that it answers A700 (out of resources) and cancels the
-coroutine. The loop does the non-blocking SQLite lookup and the SR rendering.
+Theory of operation. One acceptor thread (socketserver's ``serve_forever``) accepts
+connections; each connection runs whole on one of ``pynetdicom_workers`` pool threads:
+the pool thread runs pynetdicom's association reactor itself (``Association.run``),
+with pynetdicom's DUL reader beside it. While every worker is busy the acceptor waits
+and new connections queue in the kernel's listen backlog: under any load the engine
+runs a bounded number of pynetdicom's polling reactors (each wakes every millisecond)
+instead of two threads per connection, so its rate does not collapse as clients grow.
+pynetdicom's acceptor also runs ``gc.collect()`` every 60 connections; ours does not.
 
-pynetdicom's RPI service class sends only the first (status, identifier) that the
-handler yields, then Success after a Pending (PS3.4 Q.2.1.1.4), so the handler yields
-exactly one.
+C-FIND (``pynetdicom_rpi``): the handler hands the identifier bytes, as received, to
+the QueryService on the asyncio event loop through an anyio ``BlockingPortal`` and
+waits for the ``Answer``, at most ``query_timeout`` + 1 s (the service answers A700
+itself at ``query_timeout``); the loop does the lookup (aiosqlite) and renders the
+answer bytes, which pynetdicom sends as they are. pydicom never touches an identifier.
 
-Settings that matter under load, which pynetdicom does not set by itself:
-- TCP_NODELAY on every accepted socket (pynetdicom sends a command and its dataset as
-  two P-DATA PDUs; with Nagle plus delayed ACK each response would wait ~40 ms);
-- the listen backlog (socketserver's default is 5) and ``maximum_associations``
-  (pynetdicom's default is 10);
-- identifier logging off: pynetdicom logs request identifiers, which hold patient data.
+Bookkeeping (``engines.lifecycle``, shared with the native engine): pynetdicom's
+events report the A-ASSOCIATE-RQ (the access policy answers it: on a refusal the handler
+sends the A-ASSOCIATE-RJ itself, as pynetdicom allows from EVT_REQUESTED), acceptance,
+rejection, release and abort; the pool thread closes the record when the association's
+reactor returns.
 
-Access control. pynetdicom has no hook for a custom accept/reject decision, but it lets
-an EVT_REQUESTED handler answer the A-ASSOCIATE-RQ itself ("User used EVT_REQUESTED to
-send an A-ABORT or A-ASSOCIATE-RJ", ``Association.run_reactor``): ``_on_requested``
-asks the shared ``ops.access`` policy and, on a refusal, sends the A-ASSOCIATE-RJ with
-the right result/source/reason, triggers EVT_REJECTED and ends the association, exactly
-as pynetdicom's own ``ACSE._negotiate_as_acceptor`` does for its built-in checks.
+Settings pynetdicom does not set by itself: TCP_NODELAY on every accepted socket
+(pynetdicom sends a command and its data set as two P-DATA PDUs: with Nagle plus delayed
+ACK each response would wait ~40 ms), the listen backlog, and identifier logging off
+(pynetdicom logs request identifiers, which hold patient data). With TLS the handshake
+runs in the pool thread, bounded by ``acse_timeout``, before pynetdicom sees the
+connection.
 
-TLS. The accepted socket is wrapped without a handshake (``do_handshake_on_connect=
-False``) and the handshake runs in the connection's own thread, bounded by
-``acse_timeout``, before pynetdicom sees the connection: a slow client cannot stall the
-single accepting thread, and a failed handshake closes the socket at once instead of
-leaving an association waiting for an A-ASSOCIATE-RQ that will never come.
+Shutdown: stop accepting; associations with no operation in progress are aborted at
+once, the others get ``shutdown_grace`` to finish (their peers release once answered).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import socket
 import socketserver
-import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, ClassVar
+from typing import Any, cast
 
-import pydicom.config
-from pydicom.dataset import Dataset
-from pynetdicom import AE, _config, evt
+import anyio.from_thread
+from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.transport import AssociationServer, RequestHandler
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from rpi_async.dicom.quiet import silence_pynetdicom
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, RPI_SOP_CLASSES, SopClass
 from rpi_async.engines import pynetdicom_rpi
-from rpi_async.engines.assoc_log import PEER_LIMIT_REASON, REJECT_REASONS, AssociationRecord
-from rpi_async.engines.assoc_log import log as access_log
 from rpi_async.engines.base import EngineContext
-from rpi_async.ops.access import Refusal
-from rpi_async.service.query import SOP_NAMES, FindResult, Peer, QueryService
-from rpi_async.ul.codes import (
-    PresentationRejectReason,
-    RejectResult,
-    RejectSource,
-    UserRejectReason,
+from rpi_async.engines.lifecycle import (
+    LOCAL_LIMIT_REPLY,
+    REFUSAL_REPLIES,
+    AssociationRecord,
+    Lifecycle,
+    Outcome,
+    escaped,
 )
+from rpi_async.ops.access import Refusal
+from rpi_async.service import rules
+from rpi_async.service.monitor import Peer
+from rpi_async.service.query import SOP_NAMES, QueryService
+from rpi_async.service.rules import Answer
 
 log = logging.getLogger("rpi_async.ul")
 
 C_CANCEL_RQ = 0x0FFF  # Command Field of C-CANCEL-RQ (PS3.7 Table E.1-1)
+MAX_ASSOCIATIONS_UNCHECKED = 1 << 30  # pynetdicom's own limit: the engine checks its own
+SHUTDOWN_ABORT_WAIT = 2.0  # after the grace period, for aborted associations to end
 
 
-def quiet_pynetdicom() -> None:
-    """Stop pynetdicom logging identifiers (patient data) and per-PDU chatter.
+class _PoolServer(AssociationServer):
+    """pynetdicom's server, with each connection served on a bounded pool of threads."""
 
-    pydicom's read-time validation is switched off too: its warnings quote element
-    values, which may be patient data; the QueryService validates what it uses.
-    """
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-    pynetdicom_rpi.install()
-    _config.LOG_REQUEST_IDENTIFIERS = False
-    _config.LOG_RESPONSE_IDENTIFIERS = False
-    _config.LOG_HANDLER_LEVEL = "none"
-
-
-class _Server(ThreadedAssociationServer):
-    """pynetdicom's server with TCP_NODELAY, a configurable listen backlog and TLS
-    handshakes in the association threads."""
-
-    request_queue_size: ClassVar[int] = 1024  # type: ignore[misc]
     daemon_threads = True
-    handshake_timeout: ClassVar[float] = 30.0
+
+    def __init__(self, engine: PynetdicomEngine, *args: Any, **kwargs: Any) -> None:
+        self.engine = engine
+        self.request_queue_size = engine.settings.backlog
+        self.workers = max(1, engine.settings.pynetdicom_workers)
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rpi-assoc")
+        self.slots = threading.Semaphore(self.workers)
+        self.stopping = False
+        AssociationServer.__init__(self, *args, **kwargs)
+
+    def service_actions(self) -> None:
+        """Nothing: pynetdicom's runs a full ``gc.collect()`` every 60 connections."""
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         assert self.socket is not None
         sock, address = self.socket.accept()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        context = self.ssl_context
-        if context is not None:
-            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, address
 
-    def process_request_thread(
-        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
-    ) -> None:
-        """In the connection's thread: finish the TLS handshake, then serve it."""
-        if isinstance(request, ssl.SSLSocket):
-            try:
-                request.settimeout(self.handshake_timeout)
-                request.do_handshake()
-                request.settimeout(None)
-            except (OSError, ValueError) as exc:
-                log.info("TLS handshake with %s failed: %s", client_address[0], exc)
-                self.shutdown_request(request)
-                return
-        super().process_request_thread(request, client_address)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Wait for a free worker (connections queue in the backlog meanwhile), then
+        serve the connection on it."""
+        self.slots.acquire()
+        if self.stopping:
+            self.slots.release()
+            self.shutdown_request(request)
+            return
+        self.pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        try:
+            self.engine.serve_connection(self, request, client_address)
+        except Exception:
+            log.warning("connection from %s failed", client_address[0], exc_info=True)
+            self.shutdown_request(request)
+        finally:
+            self.slots.release()
+
+    def stop_accepting(self) -> None:
+        self.stopping = True
+        for _ in range(self.workers):
+            self.slots.release()  # wakes an acceptor waiting for a worker
+
+
+class _Handler(RequestHandler):
+    """pynetdicom's request handler, made to create the Association without starting
+    its thread: the pool thread runs it (``Association.run``)."""
+
+    def handle(self) -> None:
+        """Nothing: socketserver calls this on construction; ``create`` does the work."""
+
+    def create(self) -> Association:
+        return self._create_association()
 
 
 class PynetdicomEngine:
-    """Serves the QueryService through pynetdicom's threaded AE."""
+    """Serves the QueryService through pynetdicom's AE."""
 
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.stats = ctx.stats
-        self.access = ctx.access
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._records: dict[int, AssociationRecord] = {}
-        self._lock = threading.Lock()
-        quiet_pynetdicom()
+        self.lifecycle = Lifecycle(ctx.stats, ctx.access)
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._records: dict[Association, AssociationRecord] = {}  # open connections
+        self._changed = threading.Condition()  # guards _records; notified as they end
+        silence_pynetdicom()
+        pynetdicom_rpi.install()
 
     @property
     def service(self) -> QueryService:
@@ -148,7 +169,7 @@ class PynetdicomEngine:
         for sop in RPI_SOP_CLASSES:
             ae.add_supported_context(sop.value, syntaxes)
         ae.add_supported_context(SopClass.VERIFICATION.value, syntaxes)
-        ae.maximum_associations = s.max_associations
+        ae.maximum_associations = MAX_ASSOCIATIONS_UNCHECKED
         ae.maximum_pdu_size = s.max_pdu_size
         ae.acse_timeout = s.acse_timeout
         ae.dimse_timeout = s.dimse_timeout
@@ -161,199 +182,223 @@ class PynetdicomEngine:
         return [
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_CONN_OPEN, self._on_conn_open),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_RELEASED, self._on_released),
             (evt.EVT_ABORTED, self._on_aborted),
-            (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_DIMSE_RECV, self._on_dimse_recv),
         ]
 
     # -- serving ----------------------------------------------------------------------
 
     async def serve(self, on_ready: Callable[[tuple[str, int]], None], stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
         ae = self.make_ae()
-        server_class = type(
-            "Server",
-            (_Server,),
-            {
-                "request_queue_size": self.settings.backlog,
-                "handshake_timeout": self.settings.acse_timeout,
-            },
-        )
-        server = ae.make_server(
-            (self.settings.host, self.settings.port),
-            evt_handlers=self.handlers(),
-            server_class=server_class,
-            ssl_context=self.ctx.ssl_context,
+        s = self.settings
+        server = _PoolServer(
+            self,
+            ae,
+            (s.host, s.port),
+            s.ae_title,
+            ae.supported_contexts,
+            None,  # TLS is wrapped by serve_connection, in the pool thread
+            self.handlers(),
+            _Handler,
         )
         thread = threading.Thread(
             target=server.serve_forever, name="rpi-async-acceptor", daemon=True
         )
-        thread.start()
-        host, port = server.server_address[:2]
-        on_ready((str(host), int(port)))
-        try:
-            await stop.wait()
-        finally:
-            await asyncio.to_thread(self._shutdown, server, thread)
+        async with anyio.from_thread.BlockingPortal() as portal:
+            self._portal = portal
+            thread.start()
+            host, port = server.server_address[:2]
+            on_ready((str(host), int(port)))
+            try:
+                await stop.wait()
+            finally:
+                await anyio.to_thread.run_sync(self._shutdown, server, thread)
+                self._portal = None
 
-    def _shutdown(self, server: ThreadedAssociationServer, thread: threading.Thread) -> None:
-        """Stop accepting, give in-flight associations the grace period, abort the rest."""
-        active = server.active_associations
-        # socketserver's shutdown, not pynetdicom's: the server was made with make_server,
-        # so it is not in the AE's own list of servers.
+    def serve_connection(
+        self, server: _PoolServer, sock: socket.socket, client_address: tuple[str, int]
+    ) -> None:
+        """In a pool thread: the TLS handshake if any, then the whole association."""
+        context = self.ctx.ssl_context
+        if context is not None:
+            try:
+                sock.settimeout(self.settings.acse_timeout)
+                sock = context.wrap_socket(sock, server_side=True)
+                sock.settimeout(None)
+            except (OSError, ValueError) as exc:
+                log.info("TLS handshake with %s failed: %s", client_address[0], exc)
+                server.shutdown_request(sock)
+                return
+        association = _Handler(sock, client_address, server).create()
+        record = self.lifecycle.opened(str(client_address[0]), int(client_address[1]))
+        with self._changed:
+            self._records[association] = record
+        try:
+            evt.trigger(association, evt.EVT_CONN_OPEN, {"address": client_address})
+            association.run()  # the reactor, in this thread, until the association ends
+        finally:
+            with self._changed:
+                self._records.pop(association, None)
+                self._changed.notify_all()
+            self.lifecycle.closed(record)
+
+    def _shutdown(self, server: _PoolServer, thread: threading.Thread) -> None:
+        """Stop accepting; abort idle associations now, busy ones after the grace period."""
+        server.stop_accepting()
         socketserver.BaseServer.shutdown(server)  # stops serve_forever
         server.server_close()  # closes the listening socket
         thread.join()
         deadline = time.monotonic() + self.settings.shutdown_grace
-        for assoc in active:
-            assoc.join(max(0.0, deadline - time.monotonic()))
-        for assoc in server.active_associations:
-            if assoc.is_alive():
-                log.warning("aborting association still open at shutdown")
-                assoc.abort()
+        with self._changed:
+            idle = [(a, r) for a, r in self._records.items() if not r.busy]
+        for association, record in idle:
+            self._abort_for_shutdown(association, record)
+        with self._changed:  # the others: until their peers release, or the grace is over
+            self._changed.wait_for(lambda: not self._records, max(0.0, deadline - time.monotonic()))
+            late = list(self._records.items())
+        for association, record in late:
+            self._abort_for_shutdown(association, record)
+        with self._changed:
+            self._changed.wait_for(lambda: not self._records, SHUTDOWN_ABORT_WAIT)
+        server.pool.shutdown(wait=False)
 
-    # -- event handlers (pynetdicom threads) ----------------------------------------
+    def _abort_for_shutdown(self, association: Association, record: AssociationRecord) -> None:
+        if record.busy:
+            log.warning("aborting association still busy at shutdown")
+        detail = "shutdown grace over" if record.busy else "shutdown"
+        self.lifecycle.ended(record, Outcome.ABORTED, detail)
+        if record.outcome is Outcome.CONNECTED or not association.is_established:
+            association.kill()  # no association to abort: end the reactor, close
+            with contextlib.suppress(OSError):
+                association.dul.socket.socket.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+            return
+        association.abort()
 
-    def _record(self, assoc: Association) -> AssociationRecord:
-        with self._lock:
-            rec = self._records.get(id(assoc))
-            if rec is None:
-                addr = assoc.requestor.address
-                rec = AssociationRecord(f"{addr}:{assoc.requestor.port}", time.monotonic())
-                self._records[id(assoc)] = rec
-            return rec
+    # -- event handlers (pool threads) -----------------------------------------------
 
-    def _on_conn_open(self, event: evt.Event) -> None:
-        self._record(event.assoc)
+    def _record(self, assoc: Association) -> AssociationRecord | None:
+        with self._changed:
+            return self._records.get(assoc)
 
     def _on_requested(self, event: evt.Event) -> None:
         """Ask the access policy; refuse with the right A-ASSOCIATE-RJ if it says no."""
         assoc = event.assoc
-        rec = self._record(assoc)
+        record = self._record(assoc)
+        if record is None:
+            return
         request = assoc.requestor.primitive
         calling = str(getattr(request, "calling_ae_title", "")).strip()
-        address = str(assoc.requestor.address)
-        rec.calling_ae = calling
-        decision = self.access.admit(calling, address)
-        if decision.admitted:
-            rec.peer_slot = address if self.access.max_per_peer else None
-            return
-        rsd: tuple[int, int, int]
-        if decision.refusal is Refusal.PEER_LIMIT:
-            rec.refused_as = PEER_LIMIT_REASON
-            rsd = (
-                RejectResult.TRANSIENT,
-                RejectSource.SERVICE_PROVIDER_PRESENTATION,
-                PresentationRejectReason.LOCAL_LIMIT_EXCEEDED,
+        refusal = self.lifecycle.admit(record, calling)
+        if refusal is not None:
+            result, source, reason = REFUSAL_REPLIES[refusal]
+            self.lifecycle.rejected(
+                record, source, reason, peer_limit=refusal is Refusal.PEER_LIMIT
             )
+        elif self.lifecycle.active >= self.settings.max_associations:
+            result, source, reason = LOCAL_LIMIT_REPLY
+            self.lifecycle.rejected(record, source, reason)
         else:
-            rsd = (
-                RejectResult.PERMANENT,
-                RejectSource.SERVICE_USER,
-                UserRejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED,
-            )
-        assoc.acse.send_reject(*(int(v) for v in rsd))  # plain ints on the wire
-        evt.trigger(assoc, evt.EVT_REJECTED, {})
+            return
+        assoc.acse.send_reject(int(result), int(source), int(reason))
         assoc.kill()
 
     def _on_accepted(self, event: evt.Event) -> None:
-        rec = self._record(event.assoc)
-        rec.calling_ae = event.assoc.requestor.ae_title.strip()
-        rec.called_ae = event.assoc.acceptor.ae_title.strip()
-        rec.outcome = "accepted"
-        self.stats.association_opened()
+        record = self._record(event.assoc)
+        if record is not None:
+            self.lifecycle.accepted(
+                record,
+                event.assoc.requestor.ae_title.strip(),
+                event.assoc.acceptor.ae_title.strip(),
+            )
 
     def _on_rejected(self, event: evt.Event) -> None:
-        rec = self._record(event.assoc)
+        record = self._record(event.assoc)
+        if record is None or record.outcome is Outcome.REJECTED:
+            return
         prim = event.assoc.acceptor.primitive
-        key = (getattr(prim, "result_source", 0), getattr(prim, "diagnostic", 0))
-        reason = rec.refused_as or REJECT_REASONS.get(key, f"source-{key[0]}-reason-{key[1]}")
-        rq = event.assoc.requestor
-        rec.calling_ae = str(getattr(rq, "ae_title", "")).strip()
-        rec.outcome = f"rejected ({reason})"
-        self.stats.association_rejected(reason)
+        record.calling_ae = str(getattr(event.assoc.requestor, "ae_title", "")).strip()
+        source = int(getattr(prim, "result_source", 0) or 0)
+        reason = int(getattr(prim, "diagnostic", 0) or 0)
+        self.lifecycle.rejected(record, source, reason)
 
     def _on_released(self, event: evt.Event) -> None:
-        self._record(event.assoc).outcome = "released"
+        record = self._record(event.assoc)
+        if record is not None:
+            self.lifecycle.ended(record, Outcome.RELEASED)
 
     def _on_aborted(self, event: evt.Event) -> None:
-        self._record(event.assoc).outcome = "aborted"
-
-    def _on_conn_close(self, event: evt.Event) -> None:
-        with self._lock:
-            rec = self._records.pop(id(event.assoc), None)
-        if rec is None:
-            return
-        if rec.peer_slot is not None:
-            self.access.release(rec.peer_slot)
-            rec.peer_slot = None
-        if rec.outcome in ("accepted", "released", "aborted"):
-            if rec.outcome == "accepted":
-                rec.outcome = "closed"
-            self.stats.association_closed(aborted=rec.outcome != "released")
-        access_log.info("%s", rec.line(time.monotonic()))
+        record = self._record(event.assoc)
+        if record is not None:
+            self.lifecycle.ended(record, Outcome.ABORTED_BY_PEER)
 
     def _on_echo(self, event: evt.Event) -> int:
         self.stats.echo_answered()
-        self._record(event.assoc).sops.append("verification")
+        record = self._record(event.assoc)
+        if record is not None:
+            record.sops.append("verification")
         return int(FindStatus.SUCCESS)
 
     def _on_dimse_recv(self, event: evt.Event) -> None:
-        """Note C-CANCELs as they arrive (pynetdicom keeps them only for its own check)."""
-        command = event.message.command_set
-        if command.get("CommandField") == C_CANCEL_RQ:
-            self._record(event.assoc).cancelled.add(int(command.MessageIDBeingRespondedTo))
+        if event.message.command_set.get("CommandField") == C_CANCEL_RQ:
             self.stats.cancel_received()
 
-    def _on_find(self, event: evt.Event) -> Iterator[tuple[Dataset, Dataset | None]]:
+    @pynetdicom_rpi.answer_handler
+    def _on_find(self, event: evt.Event) -> Answer:
         assoc = event.assoc
-        rec = self._record(assoc)
-        sop_uid = str(event.request.AffectedSOPClassUID)
-        rec.sops.append(SOP_NAMES.get(sop_uid, "unknown"))
+        request = cast(C_FIND, event.request)
+        sop_uid = str(request.AffectedSOPClassUID)
+        record = self._record(assoc)
+        identifier = request.Identifier
+        data = identifier.getvalue() if identifier is not None else None
         peer = Peer(assoc.requestor.ae_title.strip(), assoc.requestor.address, assoc.requestor.port)
+        if record is not None:
+            record.sops.append(SOP_NAMES.get(sop_uid, "unknown"))
+            record.busy = True
         try:
-            identifier: Dataset | None = event.identifier
-        except Exception:
-            identifier = None
-        result = self._run_find(identifier, sop_uid, peer, event)
-        if result.status is not FindStatus.CANCEL and event.is_cancelled:
-            result = FindResult(FindStatus.CANCEL)
-        rec.statuses.append(int(result.status))
-        if result.status is FindStatus.PENDING:
-            rec.statuses.append(int(FindStatus.SUCCESS))
-        yield result.status_dataset(), result.identifier
+            answer = self._run_find(
+                data, str(event.context.transfer_syntax), sop_uid, peer, lambda: event.is_cancelled
+            )
+        finally:
+            if record is not None:
+                with self._changed:
+                    record.busy = False
+                    self._changed.notify_all()
+        if record is not None:
+            record.statuses.append(int(answer.status))
+            if answer.status is FindStatus.PENDING:
+                record.statuses.append(int(FindStatus.SUCCESS))
+        return answer
 
     def _run_find(
-        self, identifier: Dataset | None, sop_uid: str, peer: Peer, event: evt.Event
-    ) -> FindResult:
-        loop = self._loop
-        assert loop is not None
-        cancelled = [False]
-
-        message_id = int(event.request.MessageID or 0)
-        noted = self._record(event.assoc).cancelled
-
-        def is_cancelled() -> bool:
-            cancelled[0] = cancelled[0] or message_id in noted or bool(event.is_cancelled)
-            return cancelled[0]
-
-        future = asyncio.run_coroutine_threadsafe(
-            self.service.find(identifier, sop_uid, peer, is_cancelled=is_cancelled), loop
+        self,
+        data: bytes | None,
+        transfer_syntax: str,
+        sop_uid: str,
+        peer: Peer,
+        is_cancelled: Callable[[], bool],
+    ) -> Answer:
+        portal = self._portal
+        if portal is None:
+            return rules.failure(FindStatus.OUT_OF_RESOURCES, rules.STOPPING)
+        find = functools.partial(
+            self.service.find, data, transfer_syntax, sop_uid, peer, is_cancelled=is_cancelled
         )
         try:
+            future = portal.start_task_soon(find)
             # The service answers A700 itself at query_timeout; this is the backstop.
             return future.result(self.settings.query_timeout + 1.0)
         except FutureTimeout:
             future.cancel()
             log.warning(
-                "query from %s timed out after %.1f s", peer.ae_title, self.settings.query_timeout
+                "query from %s timed out after %.1f s",
+                escaped(peer.ae_title),
+                self.settings.query_timeout,
             )
-            return FindResult(FindStatus.OUT_OF_RESOURCES, error_comment="Query timed out")
+            return rules.failure(FindStatus.OUT_OF_RESOURCES, rules.TIMED_OUT)
         except Exception as exc:  # the loop is gone (shutting down)
-            log.error("query from %s could not run: %s", peer.ae_title, exc)
-            return FindResult(FindStatus.OUT_OF_RESOURCES, error_comment="Service stopping")
+            log.info("query from %s could not run: %s", escaped(peer.ae_title), type(exc).__name__)
+            return rules.failure(FindStatus.OUT_OF_RESOURCES, rules.STOPPING)

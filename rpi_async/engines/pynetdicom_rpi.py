@@ -1,45 +1,114 @@
-"""pynetdicom's RPI Query service class, with its final Success sent without a data set.
+"""pynetdicom's RPI Query service class, answering with the QueryService's bytes.
 
-pynetdicom's ``RelevantPatientInformationQueryServiceClass.SCP`` sends the Pending
-response with the identifier and then re-sends the same response primitive with Status
-0000, so the final Success carries the identifier again (Command Data Set Type "present"
-and a second copy of the data set). PS3.4 Q.2.1.1.4 gives the final Success no
-identifier. This subclass hands the service class a DIMSE provider that drops the data set
-from responses whose status is not Pending; everything else is pynetdicom's.
+pynetdicom looks up the service class of each DIMSE request by its SOP class UID in
+``pynetdicom.sop_class._SERVICE_CLASSES`` (``uid_to_service_class``) and runs that
+class's ``SCP(request, context)`` in the association's thread. That table is the
+mechanism pynetdicom offers for replacing a service (``register_uid`` fills the same
+table for new UIDs): ``install`` puts ``RpiQueryServiceClass`` there for the three RPI
+SOP classes.
+
+Its ``SCP`` still triggers ``EVT_C_FIND``, so the engine's handler decides, but the
+handler (marked with ``answer_handler``; the table is process-wide, and an unmarked
+handler of another AE gets pynetdicom's own behaviour) returns the service's ``Answer``
+instead of yielding Datasets: the request
+identifier reaches the service as the bytes pynetdicom received (``C_FIND.Identifier``
+is a ``BytesIO`` of the encoded data set) and the response identifier goes back as the
+bytes the service encoded, set as the response primitive's ``Identifier``. pynetdicom
+encodes only the command sets: pydicom never decodes or encodes an identifier on this
+path.
+
+The final Success follows a Pending without a data set (Command Data Set Type 0101H,
+PS3.4 Q.2.1.1.4): pynetdicom's own class re-sends the Pending primitive with its
+identifier. A failure carries Error Comment and Offending Element when the service gave
+them. A C-FIND on a presentation context of another abstract syntax is refused with
+0122H (SOP class not supported, PS3.7 C.4.1.1.4).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any, TypeVar, cast
 
-from pynetdicom import sop_class
-from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom import evt, sop_class
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import RelevantPatientInformationQueryServiceClass
 
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import RPI_SOP_CLASSES
+from rpi_async.service.rules import Answer
 
-
-class _NoDataSetOnFinal:
-    """A DIMSE provider view whose ``send_msg`` strips the identifier from final responses."""
-
-    def __init__(self, dimse: DIMSEServiceProvider) -> None:
-        self._dimse = dimse
-
-    def send_msg(self, primitive: Any, context_id: int) -> None:
-        status = getattr(primitive, "Status", None)
-        if status is not None and status != FindStatus.PENDING:
-            primitive.Identifier = None
-        self._dimse.send_msg(primitive, context_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._dimse, name)
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.7 C.4.1.1.4
+ERROR_COMMENT_LENGTH = 64  # LO
 
 
 class RpiQueryServiceClass(RelevantPatientInformationQueryServiceClass):
-    @property
-    def dimse(self) -> DIMSEServiceProvider:
-        return _NoDataSetOnFinal(self.assoc.dimse)  # type: ignore[return-value]
+    """The RPI Query SCP: the EVT_C_FIND handler returns an ``Answer``; bytes go out."""
+
+    def SCP(self, req: C_FIND, context: PresentationContext) -> None:
+        handler = self.assoc.get_handlers(evt.EVT_C_FIND)[0]
+        if not getattr(handler, "returns_answer", False):
+            # Another pynetdicom AE in this process: pynetdicom's own behaviour.
+            super().SCP(req, context)
+            return
+        cx_id = cast(int, context.context_id)
+        if str(context.abstract_syntax) != str(req.AffectedSOPClassUID):
+            self._send(req, cx_id, SOP_CLASS_NOT_SUPPORTED)
+            return
+        answer = evt.trigger(
+            self.assoc,
+            evt.EVT_C_FIND,
+            {"request": req, "context": context.as_tuple, "_is_cancelled": self.is_cancelled},
+        )
+        if not isinstance(answer, Answer):  # no handler bound
+            self._send(req, cx_id, FindStatus.UNABLE_TO_PROCESS)
+            return
+        if not self.assoc.is_established:  # aborted meanwhile
+            return
+        if answer.status is FindStatus.PENDING and answer.identifier is not None:
+            self._send(req, cx_id, FindStatus.PENDING, identifier=answer.identifier)
+            self._send(req, cx_id, FindStatus.SUCCESS)
+            return
+        self._send(
+            req,
+            cx_id,
+            answer.status,
+            comment=answer.error_comment,
+            offending=answer.offending_elements,
+        )
+
+    def _send(
+        self,
+        req: C_FIND,
+        cx_id: int,
+        status: int,
+        *,
+        identifier: bytes | None = None,
+        comment: str | None = None,
+        offending: tuple[int, ...] = (),
+    ) -> None:
+        rsp = C_FIND()
+        rsp.MessageIDBeingRespondedTo = req.MessageID
+        rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
+        rsp.Status = int(status)
+        if comment:
+            rsp.ErrorComment = comment[:ERROR_COMMENT_LENGTH]  # type: ignore[assignment]
+        if offending:
+            rsp.OffendingElement = list(offending)  # type: ignore[assignment]
+        if identifier is not None:
+            rsp.Identifier = BytesIO(identifier)
+        self.dimse.send_msg(rsp, cx_id)
+
+
+F = TypeVar("F", bound=Callable[..., Answer])
+
+
+def answer_handler(handler: F) -> F:
+    """Mark an EVT_C_FIND handler as returning an ``Answer`` (the table is process-wide:
+    pynetdicom AEs whose handlers are not marked keep pynetdicom's behaviour)."""
+    handler.returns_answer = True  # type: ignore[attr-defined]
+    return handler
 
 
 def install() -> None:

@@ -1,42 +1,39 @@
-"""The request identifier of an RPI query: read once, checked by one set of rules.
+"""The request identifier of an RPI query, read once: bytes in, a ``Query`` or a failure out.
 
-Theory of operation (PS3.4 Q.2.1.1.3; the status rules are the project's spec §3).
-``validate`` holds the rules every path shares, in the order they apply: an
-undecodable identifier or an unserved SOP class is C000; a missing Content Template
-Sequence, one without exactly one item, a Mapping Resource other than DCMR or an empty
-Template Identifier is A900 with the Offending Element; then a missing Patient ID is
-A900; a template the SOP class does not support is C200. It reads the identifier
-through a ``RequestView``, of which there are two:
+Theory of operation (PS3.4 Q.2.1.1.3). ``RequestReader.read`` takes the identifier
+bytes as received, with the presentation context's transfer syntax and the SOP class,
+and hands a view of them to the status rules (``service.rules.check_request``). There
+are two views, one reader:
 
-- ``DatasetView``, over a pydicom Dataset: what pynetdicom hands its engine, and the
-  fallback of the byte path. Values are decoded lazily, in the order the rules need
-  them, so a bad value the rules never reach changes nothing.
 - ``ParsedRequest``, from ``parse_simple``: a small reader of the identifiers SCUs send
-  (Implicit or Explicit VR Little Endian, tags ascending, patient keys, the Content
-  Template Sequence, the SR content keys, zero-length return keys of the data
-  dictionary). It answers exactly what pydicom would, and returns None (use pydicom)
-  for anything outside those cases: private or unknown tags, values that are not plain
-  ASCII, a character set other than the default, Latin-1 or UTF-8, malformed lengths.
+  (Implicit or Explicit VR Little Endian, possibly deflated, tags ascending, patient
+  keys, the Content Template Sequence, the SR content keys, zero-length return keys of
+  the data dictionary). It answers exactly what pydicom would, and returns None (use
+  pydicom) for anything outside those cases: private or unknown tags, values that are
+  not plain ASCII, a character set other than the default, Latin-1 or UTF-8, malformed
+  lengths.
+- ``DatasetView``, over the identifier decoded by pydicom: the fallback for the rest.
+  Values are decoded lazily, in the order the rules need them, so a bad value the rules
+  never reach changes nothing.
 
-``parse_request`` is the byte path's entry: identical request bytes recur constantly
-(same SCU, same query), and the outcome is a pure function of (bytes, transfer syntax,
-SOP class), so it is kept in a bounded LRU cache.
+Identical request bytes recur constantly (same SCU, same query), and the outcome is a
+pure function of (bytes, transfer syntax, SOP class): the reader keeps recent outcomes in
+a bounded LRU cache that it owns (``clear`` empties it).
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from pydicom._dicom_dict import DicomDictionary
 from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag
 from pydicom.valuerep import VR
 
-from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.transfer import (
     DEFLATED,
     IMPLICIT,
@@ -45,75 +42,30 @@ from rpi_async.dicom.transfer import (
     inflate,
     read_identifier,
 )
-from rpi_async.dicom.uids import SopClass
-from rpi_async.sr import registry
-from rpi_async.sr.content import Template
-from rpi_async.sr.render import CONTENT_KEYS, RECORD_KEYS, RequestKeys
+from rpi_async.service.rules import (
+    TAG_CONTENT_TEMPLATE_SEQUENCE,
+    TAG_ISSUER,
+    TAG_MAPPING_RESOURCE,
+    TAG_PATIENT_ID,
+    TAG_TEMPLATE_IDENTIFIER,
+    Answer,
+    Query,
+    check_request,
+)
+from rpi_async.sr.render import CONTENT_KEYS, RECORD_KEYS, request_keys
+from rpi_async.sr.render import RequestKeys as EchoKeys
 from rpi_async.sr.wire import LONG_VRS
 
 log = logging.getLogger("rpi_async.dimse")
 
-# Plain ints: comparing a pydicom BaseTag runs a Python-level __eq__.
-TAG_PATIENT_ID = 0x00100020
-TAG_ISSUER = 0x00100021
 TAG_OTHER_PATIENT_IDS = 0x00101002
 TAG_SPECIFIC_CHARACTER_SET = 0x00080005
-TAG_CONTENT_TEMPLATE_SEQUENCE = 0x0040A504
-TAG_MAPPING_RESOURCE = 0x00080105
-TAG_TEMPLATE_IDENTIFIER = 0x0040DB00
 _CONTENT_KEYS = frozenset(int(tag) for tag in CONTENT_KEYS)
 _ECHOED_ANY_VALUE = frozenset(RECORD_KEYS) | {TAG_OTHER_PATIENT_IDS}
-DCMR = "DCMR"
-UNDECODABLE = "Identifier could not be decoded"
 
+MAX_INFLATED = 16 * 1024 * 1024  # default limit of a deflated identifier, inflated
 CACHE_SIZE = 4096  # distinct request identifiers remembered
-CACHE_MAX_BYTES = 4096  # larger identifiers are parsed every time
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A request answered with a failure status, before any lookup."""
-
-    status: FindStatus
-    error_comment: str
-    offending_elements: tuple[BaseTag, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A valid request: whom to look up, what to render, which keys to echo."""
-
-    patient_id: str
-    issuer: str | None
-    template: Template = field(repr=False)  # the whole row tree: identified by template_id
-    template_id: str
-    request: Dataset | RequestKeys  # what ``render_identifier(_bytes)`` takes
-
-
-class RequestView(Protocol):
-    """What the rules read from a request identifier."""
-
-    def text(self, tag: int) -> str | None:
-        """A top-level string value, stripped; None when absent; raises when undecodable."""
-
-    def template_items(self) -> int | None:
-        """Items in the Content Template Sequence; None when it is absent."""
-
-    def item_text(self, tag: int) -> str | None:
-        """A string value of the (single) Content Template Sequence item, like ``text``."""
-
-    @property
-    def request(self) -> Dataset | RequestKeys: ...
-
-
-class _Invalid(Exception):
-    def __init__(self, status: FindStatus, comment: str, *offending: int) -> None:
-        super().__init__(comment)
-        self.failure = Failure(status, comment, tuple(BaseTag(t) for t in offending))
-
-
-def _not_matching(comment: str, tag: int) -> _Invalid:
-    return _Invalid(FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, comment, tag)
+CACHE_MAX_BYTES = 4096  # larger identifiers are read every time
 
 
 def _text(ds: Dataset, tag: int) -> str | None:
@@ -129,7 +81,7 @@ def _text(ds: Dataset, tag: int) -> str | None:
 
 
 class DatasetView:
-    """A request identifier decoded by pydicom."""
+    """A request identifier decoded by pydicom (the fallback reader)."""
 
     __slots__ = ("_sequence", "identifier")
 
@@ -147,61 +99,12 @@ class DatasetView:
         return len(self._sequence) if self._sequence else 0
 
     def item_text(self, tag: int) -> str | None:
+        if self._sequence is None:
+            self.template_items()
         return _text(self._sequence[0], tag)
 
-    @property
-    def request(self) -> Dataset:
-        return self.identifier
-
-
-def _template_request(view: RequestView) -> tuple[str, str]:
-    """(mapping resource, template id) from the Content Template Sequence, or _Invalid."""
-    items = view.template_items()
-    if items is None:
-        raise _not_matching("Content Template Sequence is required", TAG_CONTENT_TEMPLATE_SEQUENCE)
-    if items != 1:
-        raise _not_matching(
-            "Content Template Sequence must have exactly one item", TAG_CONTENT_TEMPLATE_SEQUENCE
-        )
-    resource = view.item_text(TAG_MAPPING_RESOURCE)
-    if resource != DCMR:
-        raise _not_matching("Mapping Resource must be DCMR", TAG_MAPPING_RESOURCE)
-    template_id = view.item_text(TAG_TEMPLATE_IDENTIFIER)
-    if not template_id:
-        raise _not_matching("Template Identifier is required", TAG_TEMPLATE_IDENTIFIER)
-    return resource, template_id
-
-
-def validate(view: RequestView | None, sop_class_uid: str) -> Query | Failure:
-    """The service's rules for a request identifier (None: it could not be decoded)."""
-    if view is None:
-        return Failure(FindStatus.UNABLE_TO_PROCESS, UNDECODABLE)
-    try:
-        sop_class = SopClass(str(sop_class_uid))
-    except ValueError:
-        return Failure(FindStatus.UNABLE_TO_PROCESS, "SOP class not served")
-    try:
-        patient_id = view.text(TAG_PATIENT_ID)
-        issuer = view.text(TAG_ISSUER) or None
-        resource, template_id = _template_request(view)
-    except _Invalid as invalid:
-        return invalid.failure
-    except Exception:
-        return Failure(FindStatus.UNABLE_TO_PROCESS, UNDECODABLE)
-    if not patient_id:
-        return Failure(
-            FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            "Patient ID is required",
-            (BaseTag(TAG_PATIENT_ID),),
-        )
-    template = registry.resolve(sop_class, resource, template_id)
-    if template is None:
-        return Failure(
-            FindStatus.UNABLE_TO_SUPPORT_TEMPLATE,
-            f"Template {template_id[:16]} not supported for this SOP class",
-            (BaseTag(TAG_TEMPLATE_IDENTIFIER),),
-        )
-    return Query(patient_id, issuer, template, template_id, view.request)
+    def echo_keys(self) -> EchoKeys:
+        return request_keys(self.identifier)
 
 
 # --- the simple reader ------------------------------------------------------------------
@@ -232,7 +135,7 @@ class ParsedRequest:
     items: int | None
     mapping_resource: str | None
     template_id: str | None
-    keys: RequestKeys
+    keys: EchoKeys
 
     def text(self, tag: int) -> str | None:
         return self.patient_id if tag == TAG_PATIENT_ID else self.issuer
@@ -243,8 +146,7 @@ class ParsedRequest:
     def item_text(self, tag: int) -> str | None:
         return self.mapping_resource if tag == TAG_MAPPING_RESOURCE else self.template_id
 
-    @property
-    def request(self) -> RequestKeys:
+    def echo_keys(self) -> EchoKeys:
         return self.keys
 
 
@@ -423,36 +325,42 @@ def _parse(reader: _Reader) -> ParsedRequest:
     )
 
 
-def parse_request(
-    data: bytes | None, transfer_syntax: str, sop_class_uid: str, max_inflated: int
-) -> Query | Failure:
-    """Read and check a request identifier in its transfer syntax (None: none was sent)."""
-    if data is None:
-        return Failure(FindStatus.UNABLE_TO_PROCESS, UNDECODABLE)
-    if len(data) <= CACHE_MAX_BYTES:
-        return _parse_cached(data, transfer_syntax, sop_class_uid, max_inflated)
-    return _parse_request(data, transfer_syntax, sop_class_uid, max_inflated)
-
-
-def _parse_request(
-    data: bytes, transfer_syntax: str, sop_class_uid: str, max_inflated: int
-) -> Query | Failure:
+def read_view(
+    data: bytes, transfer_syntax: str, max_inflated: int
+) -> ParsedRequest | DatasetView | None:
+    """A view of the identifier for the rules; None when it cannot be decoded."""
     try:
         if transfer_syntax in LITTLE_ENDIAN_SYNTAXES:
             plain = inflate(data, max_inflated) if transfer_syntax == DEFLATED else data
             simple = parse_simple(plain, transfer_syntax == IMPLICIT)
             if simple is not None:
-                return validate(simple, sop_class_uid)
-        view = DatasetView(read_identifier(data, transfer_syntax, max_inflated))
+                return simple
+        return DatasetView(read_identifier(data, transfer_syntax, max_inflated))
     except UndecodableIdentifier as exc:
         log.debug("undecodable identifier: %s", exc)
-        return validate(None, sop_class_uid)
-    return validate(view, sop_class_uid)
+        return None
 
 
-_parse_cached = lru_cache(maxsize=CACHE_SIZE)(_parse_request)
+class RequestReader:
+    """Reads request identifiers; owns the cache of recent outcomes."""
 
+    def __init__(self, *, max_inflated: int = MAX_INFLATED, cache_size: int = CACHE_SIZE) -> None:
+        self.max_inflated = max_inflated
+        self._cached: Callable[[bytes, str, str], Query | Answer] = lru_cache(maxsize=cache_size)(
+            self._read
+        )
 
-def clear_cache() -> None:
-    """Forget every parsed request (tests, benchmarks)."""
-    _parse_cached.cache_clear()
+    def read(self, data: bytes | None, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
+        """The Query, or the failure answer, for an identifier (None: none was sent)."""
+        if data is None:
+            return check_request(None, sop_class_uid)
+        if len(data) <= CACHE_MAX_BYTES:
+            return self._cached(data, transfer_syntax, sop_class_uid)
+        return self._read(data, transfer_syntax, sop_class_uid)
+
+    def _read(self, data: bytes, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
+        return check_request(read_view(data, transfer_syntax, self.max_inflated), sop_class_uid)
+
+    def clear(self) -> None:
+        """Forget every request read."""
+        self._cached.cache_clear()  # type: ignore[attr-defined]

@@ -1,17 +1,10 @@
-"""Counters that both engines and the query service update; read by logs, tests, metrics.
-
-``hooks`` is the per-query hook of the operations features (shedding, latency
-histograms, audit; see ``rpi_async.ops.hooks``): the QueryService reaches it as
-``self.stats.hooks``. By default it only counts queries in flight.
-"""
+"""Counters that both engines and the query service update; read by logs, tests, metrics."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-
-from rpi_async.ops.hooks import QueryHooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +28,6 @@ class ServerStats:
     queries: Counter[tuple[str, int]] = field(default_factory=Counter)  # (sop name, status)
     echoes: int = 0
     cancels: int = 0  # C-CANCEL requests received
-    hooks: QueryHooks = field(default_factory=QueryHooks, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _changed: threading.Condition = field(init=False, repr=False, compare=False)
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, Protocol, TypeVar
 
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
@@ -250,31 +250,81 @@ def _can_render(node: Node) -> bool:
     return node.kind != _NONE
 
 
-_COMPILED: dict[int, tuple[Template, Node]] = {}
-
-
-def compiled(template: Template) -> Node:
-    """The node tree of ``template``, compiled on first use."""
-    entry = _COMPILED.get(id(template))
-    if entry is None or entry[0] is not template:
-        entry = (template, _compile(template.root))
-        _COMPILED[id(template)] = entry
-    return entry[1]
-
+T_co = TypeVar("T_co", covariant=True)
 
 # A backend builds one content item from (node, value, children).
 MakeItem = Callable[[Node, Any, list[Any]], Any]
 
 
+CodeInfo = tuple[Code, Code, bool, tuple[str, str]]
+
+
+class RenderCache:
+    """What rendering keeps between identifiers: compiled templates, facts about codes.
+
+    One per renderer (``sr.render_bytes.Renderer`` owns one); ``clear`` forgets all.
+    Entries are keyed by identity (hashing a template or a Code is deep or builds a
+    tuple) and hold their key object, so an id cannot be reused while its entry exists.
+    """
+
+    __slots__ = ("_codes", "_datetimes", "_templates")
+
+    MAX_CODES = 1 << 15
+
+    def __init__(self) -> None:
+        self._templates: dict[int, tuple[Template, Node]] = {}
+        self._codes: dict[int, CodeInfo] = {}
+        self._datetimes: dict[str, str] = {}
+
+    def compiled(self, template: Template) -> Node:
+        """The node tree of ``template``, compiled on first use."""
+        entry = self._templates.get(id(template))
+        if entry is None or entry[0] is not template:
+            entry = (template, _compile(template.root))
+            self._templates[id(template)] = entry
+        return entry[1]
+
+    def code_info(self, code: Code) -> CodeInfo:
+        """(code, code as rendered with SRT made SCT, rendered text is ASCII, value set key)."""
+        entry = self._codes.get(id(code))
+        if entry is None or entry[0] is not code:
+            shown = current(code)
+            ascii_only = shown.value.isascii() and shown.meaning.isascii()
+            entry = (code, shown, ascii_only, key_of(code))
+            if len(self._codes) >= self.MAX_CODES:
+                self._codes.clear()
+            self._codes[id(code)] = entry
+        return entry
+
+    def dicom_datetime(self, moment: datetime.datetime) -> str:
+        """Observation DateTime (DT): YYYYMMDDHHMMSS, plus &ZZXX when ``moment`` has a zone."""
+        key = moment.isoformat(timespec="seconds")  # one-to-one with the text, and cheap
+        text = self._datetimes.get(key)
+        if text is None:
+            text = dicom_datetime(moment)
+            if len(self._datetimes) >= 64:
+                self._datetimes.clear()
+            self._datetimes[key] = text
+        return text
+
+    def clear(self) -> None:
+        self._templates.clear()
+        self._codes.clear()
+        self._datetimes.clear()
+
+
 class Context:
     """One rendering: the record, the subject's age, the backend, the character set flag."""
 
-    __slots__ = ("age", "ascii_only", "make", "record")
+    __slots__ = ("age", "ascii_only", "code_info", "make", "record")
 
-    def __init__(self, record: Record, age: int | None, make: MakeItem) -> None:
+    def __init__(
+        self, record: Record, age: int | None, make: MakeItem, code_info: Callable[[Code], CodeInfo]
+    ) -> None:
         self.record = record
         self.age = age
         self.make = make
+        self.code_info = code_info
         self.ascii_only = True
 
 
@@ -295,26 +345,6 @@ def numeric_text(number: float) -> str:
     if number.is_integer() and abs(number) < 1e15:
         return str(int(number))
     return format_number_as_ds(number)
-
-
-# id(code) -> (code, as rendered, its value and meaning are ASCII, its value set key).
-# Keyed by identity (hashing a Code builds a tuple); the entry holds the code, so the id
-# cannot be reused while the entry exists.
-_CODE_INFO: dict[int, tuple[Code, Code, bool, tuple[str, str]]] = {}
-_MAX_CODE_INFO = 1 << 15
-
-
-def code_info(code: Code) -> tuple[Code, Code, bool, tuple[str, str]]:
-    """(code, code as rendered with SRT made SCT, rendered text is ASCII, value set key)."""
-    entry = _CODE_INFO.get(id(code))
-    if entry is None or entry[0] is not code:
-        shown = current(code)
-        ascii_only = shown.value.isascii() and shown.meaning.isascii()
-        entry = (code, shown, ascii_only, key_of(code))
-        if len(_CODE_INFO) >= _MAX_CODE_INFO:
-            _CODE_INFO.clear()
-        _CODE_INFO[id(code)] = entry
-    return entry
 
 
 def _value(node: Node, fact: AnyFact | None, ctx: Context) -> Any:
@@ -344,7 +374,7 @@ def emit(node: Node, fact: AnyFact | None, ctx: Context, out: list[Any]) -> None
         assert node.section is not None
         for each in ctx.record.section(node.section):
             if allowed is not None and (
-                each.code is None or code_info(each.code)[3] not in allowed
+                each.code is None or ctx.code_info(each.code)[3] not in allowed
             ):
                 continue
             item = _item(node, each, _value(node, each, ctx), ctx)
@@ -370,7 +400,7 @@ def _item(node: Node, fact: AnyFact | None, value: Any, ctx: Context) -> Any:
     if vt is not _CONTAINER:
         if value is None:
             return None
-        if node.code_filter is not None and code_info(value)[3] not in node.code_filter:
+        if node.code_filter is not None and ctx.code_info(value)[3] not in node.code_filter:
             return None
     children: list[Any] = []
     if node.fields is not None:
@@ -393,7 +423,7 @@ def _item(node: Node, fact: AnyFact | None, value: Any, ctx: Context) -> Any:
                     if child_item is not None:
                         children.append(child_item)
                 elif (
-                    child.code_filter is None or code_info(child_value)[3] in child.code_filter
+                    child.code_filter is None or ctx.code_info(child_value)[3] in child.code_filter
                 ):  # a leaf: ``_item`` without the parts that do nothing
                     children.append(_finish(child, child_value, [], ctx))
     else:
@@ -415,14 +445,14 @@ def _finish(node: Node, value: Any, children: list[Any], ctx: Context) -> Any:
     """Hand a rendering item to the backend: the value as rendered, the character set."""
     vt = node.value_type
     if vt is _CODE:
-        _, value, ascii_only, _ = code_info(value)
+        _, value, ascii_only, _ = ctx.code_info(value)
         if not ascii_only:
             ctx.ascii_only = False
     elif vt is _NUM:
         number, unit = value
         units = unit if unit is not None else node.units
         assert units is not None  # NUM rows have default units (content.Row)
-        _, units, ascii_only, _ = code_info(units)
+        _, units, ascii_only, _ = ctx.code_info(units)
         if not ascii_only:
             ctx.ascii_only = False
         value = (number, units)
@@ -467,30 +497,21 @@ def _dataset_item(node: Node, value: Any, children: list[Dataset]) -> Dataset:
 
 
 def content(
-    record: Record, template: Template, moment: datetime.datetime, make: MakeItem
+    record: Record, root: Node, moment: datetime.datetime, make: MakeItem, cache: RenderCache
 ) -> tuple[Context, list[Any]]:
-    """Walk ``template`` for ``record``: the context and the root's content items."""
-    ctx = Context(record, _age_in_years(record.birth_date, moment.date()), make)
+    """Walk the compiled template ``root`` for ``record``: the context and its content items."""
+    ctx = Context(record, _age_in_years(record.birth_date, moment.date()), make, cache.code_info)
     items: list[Any] = []
-    for child in compiled(template).children:
+    for child in root.children:
         emit(child, None, ctx, items)
     return ctx, items
 
 
-_DATETIMES: dict[str, str] = {}  # isoformat to the second -> DT text; a query's clock
-
-
 def dicom_datetime(moment: datetime.datetime) -> str:
     """Observation DateTime (DT): YYYYMMDDHHMMSS, plus &ZZXX when ``moment`` has a zone."""
-    key = moment.isoformat(timespec="seconds")  # one-to-one with the text, and cheap
-    text = _DATETIMES.get(key)
-    if text is None:
-        text = moment.strftime("%Y%m%d%H%M%S")
-        if moment.tzinfo is not None:
-            text += moment.strftime("%z")
-        if len(_DATETIMES) >= 64:
-            _DATETIMES.clear()
-        _DATETIMES[key] = text
+    text = moment.strftime("%Y%m%d%H%M%S")
+    if moment.tzinfo is not None:
+        text += moment.strftime("%z")
     return text
 
 
@@ -539,6 +560,61 @@ def echoed(record: Record, keys: RequestKeys, ctx: Context) -> Echo:
     return out
 
 
+class Backend(Protocol[T_co]):
+    """Builds an identifier's parts; ``assemble`` decides which and in what order."""
+
+    def item(self, node: Node, value: Any, children: list[Any]) -> Any:
+        """One content item (``render.content``'s ``make``)."""
+
+    def echo(self, tag: int, vr: str, value: str | tuple[OtherPatientId, ...] | None) -> Any:
+        """A requested key: a record value, the other patient IDs, or zero-length."""
+
+    def constant(self, template: Template, root: Node) -> list[tuple[int, Any]]:
+        """The template's constant top-level elements (Value Type, Concept Name, ...)."""
+
+    def observed(self, text: str) -> Any:
+        """Observation DateTime."""
+
+    def content_sequence(self, items: list[Any]) -> Any:
+        """The root's Content Sequence."""
+
+    def charset(self) -> Any:
+        """Specific Character Set ISO_IR 192."""
+
+    def finish(self, top: list[tuple[int, Any]]) -> T_co:
+        """The identifier from its top-level elements, sorted by tag."""
+
+
+def assemble(
+    record: Record,
+    template: Template,
+    keys: RequestKeys,
+    moment: datetime.datetime,
+    backend: Backend[T_co],
+    cache: RenderCache,
+) -> T_co:
+    """The one top-level assembly of a response identifier, for any backend.
+
+    The echoed request keys, the template's constant elements, Observation DateTime, the
+    Content Sequence and, when any rendered text needs it, Specific Character Set, in
+    tag order as PS3.5 §7.1 requires.
+    """
+    root = cache.compiled(template)
+    constant = backend.constant(template, root)
+    ctx, items = content(record, root, moment, backend.item, cache)
+    top = [(tag, backend.echo(tag, vr, value)) for tag, vr, value in echoed(record, keys, ctx)]
+    top += constant
+    top.append((int(OBSERVATION_DATETIME), backend.observed(cache.dicom_datetime(moment))))
+    top.append((int(CONTENT_SEQUENCE), backend.content_sequence(items)))
+    if not ctx.ascii_only:
+        top.append((int(SPECIFIC_CHARACTER_SET), backend.charset()))
+    top.sort(key=_TAG)
+    return backend.finish(top)
+
+
+_TAG = itemgetter(0)
+
+
 def _other_ids(others: tuple[OtherPatientId, ...]) -> DataElement:
     items: list[Dataset] = []
     for other in others:
@@ -551,12 +627,60 @@ def _other_ids(others: tuple[OtherPatientId, ...]) -> DataElement:
     return DataElement(OTHER_PATIENT_IDS_SEQUENCE, "SQ", Sequence(items))
 
 
+class DatasetBackend:
+    """Builds the identifier as a pydicom Dataset (the reference encoding's input)."""
+
+    def item(self, node: Node, value: Any, children: list[Any]) -> Dataset:
+        return _dataset_item(node, value, children)
+
+    def echo(self, tag: int, vr: str, value: str | tuple[OtherPatientId, ...] | None) -> Any:
+        key = BaseTag(tag)
+        if value is None:
+            return DataElement(key, vr, empty_value_for_VR(vr))
+        if isinstance(value, str):
+            return DataElement(key, vr, value)
+        return _other_ids(value)
+
+    def constant(self, template: Template, root: Node) -> list[tuple[int, Any]]:
+        template_item = new_dataset(
+            {
+                MAPPING_RESOURCE_TAG: element(MAPPING_RESOURCE_TAG, "CS", MAPPING_RESOURCE),
+                TEMPLATE_IDENTIFIER: element(TEMPLATE_IDENTIFIER, "CS", template.tid),
+            }
+        )
+        return [
+            (int(VALUE_TYPE), _VALUE_TYPES[ValueType.CONTAINER]),
+            (int(CONCEPT_NAME_CODE_SEQUENCE), root.head[CONCEPT_NAME_CODE_SEQUENCE]),
+            (int(CONTINUITY_OF_CONTENT), _SEPARATE),
+            (
+                int(CONTENT_TEMPLATE_SEQUENCE),
+                sequence_element(CONTENT_TEMPLATE_SEQUENCE, [template_item]),
+            ),
+        ]
+
+    def observed(self, text: str) -> Any:
+        return element(OBSERVATION_DATETIME, "DT", text)
+
+    def content_sequence(self, items: list[Any]) -> Any:
+        return sequence_element(CONTENT_SEQUENCE, items)
+
+    def charset(self) -> Any:
+        return DataElement(SPECIFIC_CHARACTER_SET, "CS", UTF8)
+
+    def finish(self, top: list[tuple[int, Any]]) -> Dataset:
+        return new_dataset({BaseTag(tag): elem for tag, elem in top})
+
+
+DATASET_BACKEND = DatasetBackend()
+
+
 def render_identifier(
     record: Record,
     template: Template,
     request: Dataset | RequestKeys,
     *,
     observation_datetime: datetime.datetime,
+    cache: RenderCache | None = None,
 ) -> Dataset:
     """The C-FIND response identifier for ``record`` rendered with ``template``.
 
@@ -565,32 +689,12 @@ def render_identifier(
     back zero-length). The result shares code items with other renderings: do not
     modify it below its top level.
     """
-    ctx, items = content(record, template, observation_datetime, _dataset_item)
     keys = request_keys(request) if isinstance(request, Dataset) else request
-    top: dict[BaseTag, DataElement] = {}
-    for tag, vr, value in echoed(record, keys, ctx):
-        key = BaseTag(tag)
-        if value is None:
-            top[key] = DataElement(key, vr, empty_value_for_VR(vr))
-        elif isinstance(value, str):
-            top[key] = DataElement(key, vr, value)
-        else:
-            top[key] = _other_ids(value)
-    root = compiled(template)
-    template_item = new_dataset(
-        {
-            MAPPING_RESOURCE_TAG: element(MAPPING_RESOURCE_TAG, "CS", MAPPING_RESOURCE),
-            TEMPLATE_IDENTIFIER: element(TEMPLATE_IDENTIFIER, "CS", template.tid),
-        }
+    return assemble(
+        record,
+        template,
+        keys,
+        observation_datetime,
+        DATASET_BACKEND,
+        cache if cache is not None else RenderCache(),
     )
-    top[OBSERVATION_DATETIME] = element(
-        OBSERVATION_DATETIME, "DT", dicom_datetime(observation_datetime)
-    )
-    top[VALUE_TYPE] = _VALUE_TYPES[ValueType.CONTAINER]
-    top[CONCEPT_NAME_CODE_SEQUENCE] = root.head[CONCEPT_NAME_CODE_SEQUENCE]
-    top[CONTINUITY_OF_CONTENT] = _SEPARATE
-    top[CONTENT_TEMPLATE_SEQUENCE] = sequence_element(CONTENT_TEMPLATE_SEQUENCE, [template_item])
-    top[CONTENT_SEQUENCE] = sequence_element(CONTENT_SEQUENCE, items)
-    if not ctx.ascii_only:
-        top[SPECIFIC_CHARACTER_SET] = DataElement(SPECIFIC_CHARACTER_SET, "CS", UTF8)
-    return new_dataset({tag: top[tag] for tag in sorted(top)})

@@ -1,12 +1,13 @@
 """The renderer's byte backend: the response identifier straight to its encoding.
 
-Theory of operation. ``render.content`` walks the template exactly as for a Dataset;
+Theory of operation. ``render.assemble`` builds the identifier exactly as for a
+Dataset, with ``_Encoder`` as its backend: ``render.content`` walks the template and
 here each content item becomes bytes at once, built from the leaves up (see ``wire``):
 the node's pre-encoded head, its value element, then the Content Sequence of its
 children, behind an item header. Code sequences are encoded once per code, and a CODE
 item without children (laterality, route, family member...) once per (node, code).
 Per identifier only dates, numbers, texts, the patient's values and the lengths are
-encoded. The top level is assembled as pydicom writes it: every element sorted by tag.
+encoded. ``Renderer`` owns the encoders and the rendering caches.
 
 The result must equal ``dicom.transfer.write_identifier(render_identifier(...))`` byte for
 byte (both engines must send the same identifier; ``tests/sr`` checks it on many
@@ -23,7 +24,6 @@ from __future__ import annotations
 import datetime
 import struct
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 from pydicom.dataelem import DataElement, empty_value_for_VR
@@ -34,18 +34,15 @@ from rpi_async.dicom.codes import Code
 from rpi_async.dicom.transfer import DEFLATED, deflate, is_implicit, write_identifier
 from rpi_async.sr import wire
 from rpi_async.sr.content import Template, ValueType
-from rpi_async.sr.dsbuild import code_sequence, element, new_dataset, sequence_element
+from rpi_async.sr.dsbuild import code_sequence, element
 from rpi_async.sr.render import (
     CONCEPT_CODE_SEQUENCE,
-    CONCEPT_NAME_CODE_SEQUENCE,
     CONTENT_SEQUENCE,
-    CONTENT_TEMPLATE_SEQUENCE,
     CONTINUITY_OF_CONTENT,
+    DATASET_BACKEND,
     DATE,
     DATETIME,
     ISSUER_OF_PATIENT_ID,
-    MAPPING_RESOURCE,
-    MAPPING_RESOURCE_TAG,
     MEASURED_VALUE_SEQUENCE,
     MEASUREMENT_UNITS_CODE_SEQUENCE,
     NUMERIC_VALUE,
@@ -53,18 +50,15 @@ from rpi_async.sr.render import (
     OTHER_PATIENT_IDS_SEQUENCE,
     PATIENT_ID,
     SPECIFIC_CHARACTER_SET,
-    TEMPLATE_IDENTIFIER,
     TEXT_VALUE,
     TYPE_OF_PATIENT_ID,
     UTF8,
     VALUE_TYPE,
     Node,
     Record,
+    RenderCache,
     RequestKeys,
-    compiled,
-    content,
-    dicom_datetime,
-    echoed,
+    assemble,
     numeric_text,
     render_identifier,
     request_keys,
@@ -121,8 +115,8 @@ class _Encoder:
         self.date_prefix = wire.prefix(DATE, "DA", explicit)
         self.short = wire.US if explicit else wire.UL  # the length of a short-VR value
         self.separate = wire.both({CONTINUITY_OF_CONTENT: _SEPARATE})[x]
-        self.observed = wire.Element(OBSERVATION_DATETIME, "DT", explicit)
-        self.charset = wire.both(
+        self.observed_element = wire.Element(OBSERVATION_DATETIME, "DT", explicit)
+        self.charset_element = wire.both(
             {SPECIFIC_CHARACTER_SET: DataElement(SPECIFIC_CHARACTER_SET, "CS", UTF8)}
         )[x]
         self.other_ids = wire.Element(OTHER_PATIENT_IDS_SEQUENCE, "SQ", explicit)
@@ -238,61 +232,98 @@ class _Encoder:
             items.append(wire.item(body + self.other_type.text(other.type_of_id)))
         return self.other_ids.encode(b"".join(items))
 
-    def top(self, template: Template, root: Node) -> list[tuple[int, bytes]] | None:
-        """The template's constant top-level elements; None if it needs pydicom."""
+    def constant(self, template: Template, root: Node) -> list[tuple[int, bytes]]:
+        """The template's constant top-level elements; Fallback if it needs pydicom."""
         cached = root.wire.top.get(self.explicit)
         if cached is None:
-            item = new_dataset(
-                {
-                    MAPPING_RESOURCE_TAG: element(MAPPING_RESOURCE_TAG, "CS", MAPPING_RESOURCE),
-                    TEMPLATE_IDENTIFIER: element(TEMPLATE_IDENTIFIER, "CS", template.tid),
-                }
-            )
-            constant: dict[BaseTag, DataElement] = {
-                VALUE_TYPE: _CONTAINER_VALUE_TYPE,
-                CONCEPT_NAME_CODE_SEQUENCE: root.head[CONCEPT_NAME_CODE_SEQUENCE],
-                CONTINUITY_OF_CONTENT: _SEPARATE,
-                CONTENT_TEMPLATE_SEQUENCE: sequence_element(CONTENT_TEMPLATE_SEQUENCE, [item]),
-            }
             cached = [
-                (int(tag), wire.chunk({tag: e}, self.explicit)) for tag, e in constant.items()
+                (tag, wire.chunk({BaseTag(tag): e}, self.explicit))
+                for tag, e in DATASET_BACKEND.constant(template, root)
             ]
             if not (_all_ascii(root) and template.tid.isascii()):
                 cached = []  # marks "use pydicom"
             root.wire.top[self.explicit] = cached
-        return cached or None
+        if not cached:
+            raise wire.Fallback("template text is not ASCII")
+        return cached
+
+    def observed(self, text: str) -> bytes:
+        return self.observed_element.text(text)
+
+    def content_sequence(self, items: list[bytes]) -> bytes:
+        return self.content.encode(b"".join(items))
+
+    def charset(self) -> bytes:
+        return self.charset_element
+
+    def finish(self, top: list[tuple[int, bytes]]) -> bytes:
+        return b"".join([encoded for _, encoded in top])
 
 
 def _all_ascii(node: Node) -> bool:
     return node.wire.ascii and all(_all_ascii(child) for child in node.children)
 
 
-_ENCODERS = (_Encoder(False), _Encoder(True))
-_TAG = itemgetter(0)
+class Renderer:
+    """Response identifiers straight to bytes; owns the rendering caches.
 
+    ``identifier_bytes`` equals ``dicom.transfer.write_identifier`` of the Dataset that
+    ``render.assemble`` builds with the Dataset backend, without building it; the rare
+    identifier outside the byte encoder's cases is built and encoded by pydicom. One
+    Renderer per process (the server passes it to every QueryService); ``clear``
+    forgets every cached template, code and encoding.
+    """
 
-def encode_identifier(
-    record: Record,
-    template: Template,
-    keys: RequestKeys,
-    explicit: bool,
-    observation_datetime: datetime.datetime,
-) -> bytes:
-    """The identifier in Implicit or Explicit VR Little Endian; may raise wire.Fallback."""
-    enc = _ENCODERS[explicit]
-    root = compiled(template)
-    constant = enc.top(template, root)
-    if constant is None:
-        raise wire.Fallback("template text is not ASCII")
-    ctx, items = content(record, template, observation_datetime, enc.item)
-    top = [(tag, enc.echo(tag, vr, value)) for tag, vr, value in echoed(record, keys, ctx)]
-    top += constant
-    top.append((OBSERVATION_DATETIME, enc.observed.text(dicom_datetime(observation_datetime))))
-    top.append((CONTENT_SEQUENCE, enc.content.encode(b"".join(items))))
-    if not ctx.ascii_only:
-        top.append((SPECIFIC_CHARACTER_SET, enc.charset))
-    top.sort(key=_TAG)
-    return b"".join([encoded for _, encoded in top])
+    def __init__(self) -> None:
+        self.cache = RenderCache()
+        self._encoders = (_Encoder(False), _Encoder(True))
+
+    def identifier_bytes(
+        self,
+        record: Record,
+        template: Template,
+        keys: RequestKeys,
+        transfer_syntax: str,
+        observation_datetime: datetime.datetime,
+    ) -> bytes:
+        """The identifier encoded in ``transfer_syntax``: Implicit VR LE, or Explicit VR
+        LE for any other syntax, deflated for Deflated Explicit VR LE."""
+        try:
+            data = self.encode(
+                record, template, keys, not is_implicit(transfer_syntax), observation_datetime
+            )
+        except (wire.Fallback, UnicodeEncodeError, struct.error):
+            ds = assemble(record, template, keys, observation_datetime, DATASET_BACKEND, self.cache)
+            return write_identifier(ds, transfer_syntax)
+        return deflate(data) if transfer_syntax == DEFLATED else data
+
+    def encode(
+        self,
+        record: Record,
+        template: Template,
+        keys: RequestKeys,
+        explicit: bool,
+        observation_datetime: datetime.datetime,
+    ) -> bytes:
+        """The identifier in Implicit or Explicit VR Little Endian; may raise wire.Fallback."""
+        encoder = self._encoders[explicit]
+        return assemble(record, template, keys, observation_datetime, encoder, self.cache)
+
+    def identifier(
+        self,
+        record: Record,
+        template: Template,
+        request: Dataset | RequestKeys,
+        observation_datetime: datetime.datetime,
+    ) -> Dataset:
+        """The identifier as a Dataset (``render.render_identifier`` with this cache)."""
+        return render_identifier(
+            record, template, request, observation_datetime=observation_datetime, cache=self.cache
+        )
+
+    def clear(self) -> None:
+        self.cache.clear()
+        self._encoders = (_Encoder(False), _Encoder(True))
 
 
 def render_identifier_bytes(
@@ -302,19 +333,10 @@ def render_identifier_bytes(
     transfer_syntax: str,
     *,
     observation_datetime: datetime.datetime,
+    renderer: Renderer | None = None,
 ) -> bytes:
-    """``render_identifier`` encoded in ``transfer_syntax``, as pydicom would encode it.
-
-    Implicit VR LE, or Explicit VR LE for any other syntax, deflated for Deflated
-    Explicit VR LE: the bytes of ``dicom.transfer.write_identifier`` of the Dataset
-    rendering, without building it.
-    """
+    """``render_identifier`` encoded in ``transfer_syntax``, as pydicom would encode it."""
     keys = request_keys(request) if isinstance(request, Dataset) else request
-    try:
-        data = encode_identifier(
-            record, template, keys, not is_implicit(transfer_syntax), observation_datetime
-        )
-    except (wire.Fallback, UnicodeEncodeError, struct.error):
-        ds = render_identifier(record, template, keys, observation_datetime=observation_datetime)
-        return write_identifier(ds, transfer_syntax)
-    return deflate(data) if transfer_syntax == DEFLATED else data
+    return (renderer or Renderer()).identifier_bytes(
+        record, template, keys, transfer_syntax, observation_datetime
+    )

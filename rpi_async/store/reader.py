@@ -7,21 +7,21 @@ Reading the 27-column fact rows instead would cost several times as much (one Py
 object per column value); it is only done for a patient without a usable compact copy.
 A lookup reads its few pages with one ``pread`` each, from the OS page cache once the
 database is warm. ``mmap_bytes`` maps (that much of) the file into memory instead: no
-system call per page, about 10 µs less per lookup at 100,000 patients (20 % of a lookup,
-1-2 % of an association), but every page ever touched then counts in the process's
-resident set, which is what operators watch. So it is off by default (``store_mmap_mib``).
+system call per page, about 10 µs less per lookup at 100,000 patients, but every page
+ever touched then counts in the process's resident set, which is what operators watch.
+So it is off by default (``store_mmap_mib``).
 
-Such a lookup takes some tens of microseconds when the database is in the page cache,
-about what handing a query to another thread and back costs on its own (a queue, a
-thread wake-up and a ``call_soon_threadsafe``: 30-50 µs of CPU, measured with
-``benchmarks/query_path.py --threads``). So by default (``inline=True``) lookups run on
-the calling thread, the event loop's, on one read-only connection: no thread, no pool,
-no waiting. The price is that a read that misses the page cache blocks the loop for one
-disk read. With ``inline=False`` each lookup runs whole on one of ``readers`` connections,
-each with its own thread (one hop per lookup); when every connection stays busy for
-longer than ``acquire_timeout`` the store reports itself unavailable (A700, out of
-resources). ``lookup`` gives ``model.PatientRecord`` objects; the query path uses
-``lookup_compact`` and its light records.
+Lookups go through aiosqlite: ``readers`` read-only connections, each with its own
+thread, handed out from a queue; the statement runs on the connection's thread and the
+event loop never waits for the disk, however cold the cache or slow the volume. When
+every connection stays busy for longer than ``acquire_timeout`` the store reports itself
+unavailable (A700, out of resources). Handing a lookup to a thread and back costs
+30-50 µs of CPU (``benchmarks/query_path.py --threads``), about what a warm lookup costs
+on its own, so ``inline=True`` (the ``store_inline`` setting, off by default) runs lookups
+on the calling thread, the event loop's, on one plain sqlite3 connection instead: no
+hand-off, but a read that misses the page cache blocks the loop for one disk read.
+``lookup`` gives ``model.PatientRecord`` objects; the query path uses ``lookup_compact``
+and its light records.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+import aiosqlite
 
 from rpi_async.errors import StoreError, StoreUnavailable
 from rpi_async.store import compact, schema
@@ -42,8 +43,6 @@ from rpi_async.store.compact import CompactFact, CompactPatient
 from rpi_async.store.model import OtherPatientId, PatientRecord
 
 log = logging.getLogger("rpi_async.store")
-
-T = TypeVar("T")
 
 _LOOKUP = """
 SELECT p.pk, p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.version, p.facts_doc,
@@ -61,6 +60,30 @@ _FACTS = (
 _NO_OTHER_IDS = "[]"
 
 
+_PING = "SELECT count(*) FROM sqlite_master"
+_GENERATION = "SELECT value FROM meta WHERE key='generation'"
+
+
+def _compact(row: Iterable[Any]) -> tuple[CompactPatient | None, tuple[Any, ...]]:
+    """The patient of a lookup row, or None when its facts must come from the fact table
+    (then with the row's head, for ``_from_facts``)."""
+    pk, pid, iss, name, birth, sex, version, doc, others = row
+    other_ids: tuple[OtherPatientId, ...] = ()
+    if others != _NO_OTHER_IDS:
+        other_ids = tuple(OtherPatientId(*o) for o in json.loads(others))
+    head = (pk, pid, iss, name, birth, sex, version, other_ids)
+    parsed = None if doc is None else compact.parse(doc)
+    if parsed is not None:
+        return CompactPatient(*head, doc=parsed), head
+    if doc is not None:
+        log.debug("patient pk=%d: facts_doc unreadable, reading the fact table", pk)
+    return None, head
+
+
+def _from_facts(head: tuple[Any, ...], rows: Iterable[Any]) -> CompactPatient:
+    return CompactPatient(*head, facts=map(compact.fact_from_row, rows))
+
+
 def lookup_compact_now(
     conn: sqlite3.Connection, patient_id: str, issuer: str | None = None
 ) -> list[CompactPatient]:
@@ -70,29 +93,23 @@ def lookup_compact_now(
     every row, compact document included, through a temporary B-tree.)
     """
     patients: list[CompactPatient] = []
-    for pk, pid, iss, name, birth, sex, version, doc, others in conn.execute(
-        _LOOKUP, (patient_id, issuer)
-    ).fetchall():
-        other_ids: tuple[OtherPatientId, ...] = ()
-        if others != _NO_OTHER_IDS:
-            other_ids = tuple(OtherPatientId(*o) for o in json.loads(others))
-        head = (pk, pid, iss, name, birth, sex, version, other_ids)
-        parsed = None if doc is None else compact.parse(doc)
-        if parsed is not None:
-            patients.append(CompactPatient(*head, doc=parsed))
-        else:
-            if doc is not None:
-                log.debug("patient pk=%d: facts_doc unreadable, reading the fact table", pk)
-            facts = map(compact.fact_from_row, conn.execute(_FACTS, (pk,)))
-            patients.append(CompactPatient(*head, facts=facts))
+    for row in conn.execute(_LOOKUP, (patient_id, issuer)).fetchall():
+        patient, head = _compact(row)
+        if patient is None:
+            patient = _from_facts(head, conn.execute(_FACTS, (head[0],)).fetchall())
+        patients.append(patient)
     return patients
 
 
 def _connect(uri: str, mmap_bytes: int) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    _set_up(conn, mmap_bytes)
+    return conn
+
+
+def _set_up(conn: sqlite3.Connection, mmap_bytes: int) -> None:
     conn.execute("PRAGMA query_only = ON")
     conn.execute(f"PRAGMA mmap_size = {int(mmap_bytes)}")
-    return conn
 
 
 class PatientStore:
@@ -101,24 +118,20 @@ class PatientStore:
     def __init__(
         self,
         path: Path,
-        connections: list[sqlite3.Connection],
         *,
-        inline: bool,
+        readers: list[aiosqlite.Connection],
+        inline: sqlite3.Connection | None,
         acquire_timeout: float,
     ) -> None:
         self.path = path
-        self.inline = inline
-        self._all = connections
+        self.inline = inline is not None
+        self._inline = inline
+        self._readers = readers
         self._acquire_timeout = acquire_timeout
         self._closed = False
-        # Threaded mode: idle (connection, its thread) pairs.
-        self._idle: asyncio.Queue[tuple[sqlite3.Connection, ThreadPoolExecutor]] = asyncio.Queue()
-        self._executors: list[ThreadPoolExecutor] = []
-        if not inline:
-            for conn in connections:
-                executor = ThreadPoolExecutor(1, thread_name_prefix="rpi-store")
-                self._executors.append(executor)
-                self._idle.put_nowait((conn, executor))
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        for conn in readers:
+            self._idle.put_nowait(conn)
 
     @classmethod
     async def open(
@@ -127,10 +140,10 @@ class PatientStore:
         *,
         readers: int = 4,
         acquire_timeout: float = 5.0,
-        inline: bool = True,
+        inline: bool = False,
         mmap_bytes: int = 0,
     ) -> PatientStore:
-        """Open the store read-only (one connection inline, else ``readers``).
+        """Open the store read-only (``readers`` aiosqlite connections, or one inline).
 
         Raises StoreError for unusable files. An older schema is migrated first.
         """
@@ -138,15 +151,32 @@ class PatientStore:
         schema.check_file(path)
         await asyncio.to_thread(_check_and_migrate, path)
         uri = f"{path.resolve().as_uri()}?mode=ro"
-        connections: list[sqlite3.Connection] = []
+        opened: list[aiosqlite.Connection] = []
         try:
-            for _ in range(1 if inline else max(1, readers)):
-                connections.append(_connect(uri, mmap_bytes))
+            if inline:
+                return cls(
+                    path,
+                    readers=[],
+                    inline=_connect(uri, mmap_bytes),
+                    acquire_timeout=acquire_timeout,
+                )
+            for _ in range(max(1, readers)):
+                conn = await aiosqlite.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None
+                )
+                opened.append(conn)
+                await conn.execute("PRAGMA query_only = ON")
+                await conn.execute(f"PRAGMA mmap_size = {int(mmap_bytes)}")
         except sqlite3.Error as exc:
-            for conn in connections:
-                conn.close()
+            for conn in opened:
+                await conn.close()
             raise StoreError(f"cannot open {path} read-only: {exc}") from None
-        return cls(path, connections, inline=inline, acquire_timeout=acquire_timeout)
+        return cls(path, readers=opened, inline=None, acquire_timeout=acquire_timeout)
+
+    @property
+    def connections(self) -> tuple[aiosqlite.Connection, ...]:
+        """The reader connections (empty when inline): for diagnostics and fault tests."""
+        return tuple(self._readers)
 
     async def lookup_compact(
         self, patient_id: str, issuer: str | None = None
@@ -155,7 +185,21 @@ class PatientStore:
 
         The query path's lookup: light records the renderer reads directly.
         """
-        return await self._run(lookup_compact_now, patient_id, issuer)
+        if self._closed:
+            raise StoreUnavailable("patient store is closed")
+        try:
+            if self._inline is not None:
+                return lookup_compact_now(self._inline, patient_id, issuer)
+            async with self._connection() as conn:
+                patients: list[CompactPatient] = []
+                for row in await conn.execute_fetchall(_LOOKUP, (patient_id, issuer)):
+                    patient, head = _compact(row)
+                    if patient is None:
+                        patient = _from_facts(head, await conn.execute_fetchall(_FACTS, (head[0],)))
+                    patients.append(patient)
+                return patients
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"patient store read failed: {exc}") from None
 
     async def lookup(self, patient_id: str, issuer: str | None = None) -> list[PatientRecord]:
         """Patients with this ID (in this issuer's domain if given); at most two are returned."""
@@ -163,56 +207,45 @@ class PatientStore:
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a trivial query."""
-        await self._run(_ping)
+        await self._fetch(_PING)
 
     async def generation(self) -> int:
         """A counter bumped by every import; cached renderings older than it are stale."""
-        return await self._run(_generation)
+        rows = await self._fetch(_GENERATION)
+        return 0 if not rows else int(rows[0][0])
 
     async def close(self) -> None:
         self._closed = True
-        for executor in self._executors:
-            executor.shutdown(wait=True)
-        for conn in self._all:
-            conn.close()
+        for conn in self._readers:
+            await conn.close()
+        if self._inline is not None:
+            self._inline.close()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(connection, *args)``: inline, or on an idle connection's thread."""
+    async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         if self._closed:
             raise StoreUnavailable("patient store is closed")
-        if self.inline:
-            try:
-                return fn(self._all[0], *args)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"patient store read failed: {exc}") from None
-        async with self._connection() as (conn, executor):
-            loop = asyncio.get_running_loop()
-            try:
-                return await loop.run_in_executor(executor, fn, conn, *args)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"patient store read failed: {exc}") from None
+        try:
+            if self._inline is not None:
+                return self._inline.execute(sql, params).fetchall()
+            async with self._connection() as conn:
+                return list(await conn.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"patient store read failed: {exc}") from None
 
     @asynccontextmanager
-    async def _connection(
-        self,
-    ) -> AsyncIterator[tuple[sqlite3.Connection, ThreadPoolExecutor]]:
+    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        idle = self._idle
+        if not idle.empty():
+            conn = idle.get_nowait()
+        else:
+            try:
+                conn = await asyncio.wait_for(idle.get(), self._acquire_timeout)
+            except TimeoutError:
+                raise StoreUnavailable("patient store overloaded: no free connection") from None
         try:
-            pair = await asyncio.wait_for(self._idle.get(), self._acquire_timeout)
-        except TimeoutError:
-            raise StoreUnavailable("patient store overloaded: no free connection") from None
-        try:
-            yield pair
+            yield conn
         finally:
-            self._idle.put_nowait(pair)
-
-
-def _ping(conn: sqlite3.Connection) -> None:
-    conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
-
-
-def _generation(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-    return 0 if row is None else int(row[0])
+            idle.put_nowait(conn)
 
 
 def _check_and_migrate(path: Path) -> None:

@@ -98,6 +98,25 @@ class PresentationRejectReason(enum.IntEnum):
     LOCAL_LIMIT_EXCEEDED = 2
 
 
+_REJECT_REASON_ENUMS: dict[RejectSource, type[enum.IntEnum]] = {
+    RejectSource.SERVICE_USER: UserRejectReason,
+    RejectSource.SERVICE_PROVIDER_ACSE: AcseRejectReason,
+    RejectSource.SERVICE_PROVIDER_PRESENTATION: PresentationRejectReason,
+}
+
+# A-ASSOCIATE-RJ (source, reason) -> name, e.g. (1, 3) -> "calling-ae-title-not-recognized".
+REJECT_REASONS: dict[tuple[int, int], str] = {
+    (int(source), int(reason)): reason.name.lower().replace("_", "-")
+    for source, reasons in _REJECT_REASON_ENUMS.items()
+    for reason in reasons
+}
+
+
+def reject_reason(source: int, reason: int) -> str:
+    """The name of an A-ASSOCIATE-RJ reason (PS3.8 Table 9-21)."""
+    return REJECT_REASONS.get((source, reason), f"source-{source}-reason-{reason}")
+
+
 class ContextResult(enum.IntEnum):
     """Presentation context Result/Reason in an A-ASSOCIATE-AC (PS3.8 Table 9-18)."""
 

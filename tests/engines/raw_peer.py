@@ -73,12 +73,21 @@ class RawPeer:
         identifier: bytes,
         sop_class: str = SopClass.GENERAL_RPI_QUERY,
         datasets: list[bytes] | None = None,
+        commands: list[bytes] | None = None,
+        *,
+        message_id: int = 1,
+        send: bool = True,
     ) -> list[pdu.CommandSummary]:
         """Send a C-FIND with arbitrary identifier bytes; return response commands.
 
-        Response identifiers, as received, are appended to ``datasets`` when given.
+        Response identifiers and command sets, as received, are appended to ``datasets``
+        and ``commands`` when given. ``send=False`` only reads the responses of a C-FIND
+        sent before.
         """
-        self.send(pdu.encode_find_pdata(pdu.encode_find_command(sop_class), identifier))
+        if send:
+            self.send(
+                pdu.encode_find_pdata(pdu.encode_find_command(sop_class, message_id), identifier)
+            )
         out: list[pdu.CommandSummary] = []
         command = b""
         data = b""
@@ -96,10 +105,23 @@ class RawPeer:
                 command += pdv.fragment
                 if pdv.is_last:
                     summary = pdu.parse_command(command)
+                    if commands is not None:
+                        commands.append(command)
                     command = b""
                     out.append(summary)
                     if summary.status not in (0xFF00, 0xFF01):
                         return out
+
+    def cancel(self, message_id: int, context_id: int = pdu.CONTEXT_ID) -> None:
+        """Send a C-CANCEL-RQ for ``message_id`` (PS3.7 C.4.2.1.3)."""
+        elements = (
+            pdu._implicit(0x00000100, struct.pack("<H", 0x0FFF))
+            + pdu._implicit(0x00000120, struct.pack("<H", message_id))
+            + pdu._implicit(0x00000800, struct.pack("<H", 0x0101))
+        )
+        command = pdu._implicit(0x00000000, struct.pack("<I", len(elements))) + elements
+        body = pdu._pdv(context_id, pdu.PDV_COMMAND | pdu.PDV_LAST, command)
+        self.send(pdu._pdu(pdu.PduType.P_DATA_TF, body))
 
     def release(self) -> None:
         self.send(pdu.RELEASE_RQ)

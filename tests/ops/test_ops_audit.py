@@ -330,7 +330,7 @@ def test_audit_settings_open_the_trail(sample_db: Path, engine: str, tmp_path: P
     thread.start()
     try:
         assert thread.server.audit is not None
-        assert thread.server.stats.hooks.audit is thread.server.audit
+        assert thread.server.monitor.audit is thread.server.audit
         assert (tmp_path / "audit.key").exists()
     finally:
         thread.stop()

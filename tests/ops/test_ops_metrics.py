@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rpi_async import scu
+from rpi_async.store.reader import PatientStore
 from tests.conftest import server_settings
 from tests.ops.ops_support import OpsServerThread, http_get, raw_associate
 
@@ -90,11 +95,24 @@ def test_health_and_readiness(ops_server: OpsServerThread) -> None:
         ops_server.stop()
 
 
-def test_not_ready_while_stopping(ops_server: OpsServerThread) -> None:
+def test_not_ready_while_stopping(
+    ops_server: OpsServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate, entered = threading.Event(), threading.Event()
+    lookup = PatientStore.lookup_compact
+
+    async def stalled(store: PatientStore, *args: Any) -> Any:
+        entered.set()
+        await asyncio.to_thread(gate.wait, 20)
+        return await lookup(store, *args)
+
+    monkeypatch.setattr(PatientStore, "lookup_compact", stalled)
     srv = ops_server.start()
-    held = raw_associate(srv.port)  # keeps the server draining after stop()
+    pool = ThreadPoolExecutor(1)
+    # A query in progress keeps the server draining after stop() (idle ones end at once).
+    query = pool.submit(scu.find, srv.host, srv.port, scu.build_request("P0001"), timeout=20)
     try:
-        assert held.is_established
+        assert entered.wait(20)
         port = ops_server.metrics_port
         assert http_get(port, "/readyz")[0] == 200
         ops_server.request_stop()
@@ -102,5 +120,8 @@ def test_not_ready_while_stopping(ops_server: OpsServerThread) -> None:
         assert status == 503
         assert "not accepting" in body
     finally:
-        held.release()
+        gate.set()
+        statuses = [r.status for r in query.result(20)]
+        pool.shutdown()
         ops_server.stop()
+    assert statuses == [0xFF00, 0]  # the operation in progress was answered

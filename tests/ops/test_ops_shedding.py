@@ -9,18 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pynetdicom.dsutils import encode
 
 from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
-from rpi_async.errors import StoreUnavailable
-from rpi_async.ops.hooks import QueryHooks, QueryShed
+from rpi_async.dicom.transfer import IMPLICIT
+from rpi_async.dicom.uids import SopClass
+from rpi_async.ops.hooks import QueryHooks
 from rpi_async.ops.shedding import InFlightLimiter
-from rpi_async.service.query import Peer
+from rpi_async.service.query import Peer, QueryService
 from rpi_async.store.reader import PatientStore
 from tests.conftest import server_settings
 from tests.ops.ops_support import OpsServerThread
 
 PEER = Peer("SCU", "127.0.0.1", 40000)
+GENERAL = SopClass.GENERAL_RPI_QUERY.value
 
 
 def test_limiter_counts_and_refuses() -> None:
@@ -43,22 +46,33 @@ def test_unlimited_limiter_only_counts() -> None:
         InFlightLimiter(-1)
 
 
-def test_watch_admits_sheds_and_gives_back() -> None:
+def test_hooks_admit_shed_and_give_back() -> None:
     hooks = QueryHooks(InFlightLimiter(1))
-    first = hooks.begin(PEER, "general")
-    first.admit()
-    second = hooks.begin(PEER, "general")
-    with pytest.raises(QueryShed) as info:
-        second.admit()
-    assert isinstance(info.value, StoreUnavailable)  # the service answers it A700
-    second.end(int(FindStatus.OUT_OF_RESOURCES))
-    assert hooks.limiter.in_flight == 1  # a shed query held no slot
-    first.end(None)  # interrupted: the slot comes back too
-    first.end(0)  # idempotent
+    assert hooks.admit()
+    assert not hooks.admit()  # the service answers this one A700 at once
+    assert hooks.limiter.in_flight == 1  # a shed query holds no slot
+    hooks.release()
     assert hooks.limiter.in_flight == 0
-    third = hooks.begin(PEER, "general")
-    third.admit()
+    assert hooks.admit()
     assert hooks.limiter.in_flight == 1
+
+
+async def test_service_answers_a700_when_shed(sample_db: Path) -> None:
+    hooks = QueryHooks(InFlightLimiter(1))
+    store = await PatientStore.open(sample_db)
+    try:
+        service = QueryService(store, monitor=hooks)
+        assert hooks.admit()  # a query in flight elsewhere
+        data = encode(scu.build_request("P0001", "HOSP_A"), True, True)
+        answer = await service.find(data, IMPLICIT, GENERAL, PEER)
+        assert answer.status is FindStatus.OUT_OF_RESOURCES
+        assert answer.keys.patient_id == "P0001"  # audited with what it asked for
+        hooks.release()
+        answer = await service.find(data, IMPLICIT, GENERAL, PEER)
+        assert answer.status is FindStatus.PENDING
+        assert hooks.limiter.in_flight == 0
+    finally:
+        await store.close()
 
 
 class StalledStore:

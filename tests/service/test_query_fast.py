@@ -1,9 +1,15 @@
-"""QueryService.find_encoded: the same answers as find, already encoded."""
+"""QueryService.find against a reference built from pydicom: the same answers, the same bytes.
+
+The reference decodes the request with pydicom, applies the same status rules to it
+(``rules.check_request`` over a ``DatasetView``), looks the patient up and encodes the
+Dataset rendering with pydicom's writer: what the service does without pydicom must
+equal it, status, comment, offending elements and identifier bytes alike.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,8 +29,10 @@ from rpi_async.dicom.transfer import (
 )
 from rpi_async.dicom.uids import SopClass
 from rpi_async.errors import StoreUnavailable
-from rpi_async.service import request as rq
-from rpi_async.service.query import EncodedFindResult, FindResult, Peer, QueryService, local_now
+from rpi_async.service import rules
+from rpi_async.service.query import Answer, LocalClock, Peer, QueryService, local_now
+from rpi_async.service.request import DatasetView
+from rpi_async.sr.render import render_identifier
 from rpi_async.store.reader import PatientStore
 
 PEER = Peer("TEST", "127.0.0.1", 40000)
@@ -36,7 +44,6 @@ LIMIT = 1 << 20
 @pytest.fixture
 async def service(sample_db: Path) -> AsyncIterator[QueryService]:
     store = await PatientStore.open(sample_db)
-    rq.clear_cache()
     try:
         yield QueryService(store, clock=lambda: NOON)
     finally:
@@ -100,33 +107,40 @@ REQUESTS: dict[str, tuple[Dataset, str]] = {
 }
 
 
-def _same(encoded: EncodedFindResult, classic: FindResult, ts: str) -> None:
-    assert encoded.status is classic.status
-    assert encoded.error_comment == classic.error_comment
-    assert encoded.offending_elements == classic.offending_elements
-    if classic.identifier is None:
-        assert encoded.identifier is None
-    else:
-        assert encoded.identifier == write_identifier(classic.identifier, ts)
+async def reference(
+    service: QueryService, data: bytes | None, ts: str, sop: str, cancelled: bool = False
+) -> Answer:
+    """The answer as pydicom would give it: decode, the same rules, render a Dataset."""
+    try:
+        view = None if data is None else DatasetView(read_identifier(data, ts, LIMIT))
+    except UndecodableIdentifier:
+        view = None
+    query = rules.check_request(view, sop)
+    if isinstance(query, Answer):
+        return query
+    patients = await service.store.lookup(query.patient_id, query.issuer)
+    status = rules.after_lookup(len(patients), cancelled)
+    if status is not FindStatus.PENDING:
+        return rules.lookup_answer(status, query.keys)
+    ds = render_identifier(patients[0], query.template, query.echo, observation_datetime=NOON)
+    return Answer(status, write_identifier(ds, ts), keys=query.keys)
 
 
 @pytest.mark.parametrize("ts", [IMPLICIT, EXPLICIT, DEFLATED])
 @pytest.mark.parametrize("case", sorted(REQUESTS))
-async def test_same_answer_as_find(service: QueryService, case: str, ts: str) -> None:
+async def test_same_answer_as_pydicom(service: QueryService, case: str, ts: str) -> None:
     request, sop = REQUESTS[case]
     data = write_identifier(request, ts)
-    encoded = await service.find_encoded(data, ts, sop, PEER)
-    classic = await service.find(read_identifier(data, ts, LIMIT), sop, PEER)
-    _same(encoded, classic, ts)
+    assert await service.find(data, ts, sop, PEER) == await reference(service, data, ts, sop)
 
 
 @pytest.mark.parametrize("explicit", [False, True])
 async def test_load_generator_requests(service: QueryService, explicit: bool) -> None:
     ts = EXPLICIT if explicit else IMPLICIT
     data = IdentifierTemplate(QueryModel.RPI, "9007", explicit=explicit).encode("P0001", None)
-    encoded = await service.find_encoded(data, ts, GENERAL, PEER)
-    assert encoded.status is FindStatus.PENDING
-    _same(encoded, await service.find(read_identifier(data, ts, LIMIT), GENERAL, PEER), ts)
+    answer = await service.find(data, ts, GENERAL, PEER)
+    assert answer.status is FindStatus.PENDING
+    assert answer == await reference(service, data, ts, GENERAL)
 
 
 @pytest.mark.parametrize(
@@ -134,39 +148,35 @@ async def test_load_generator_requests(service: QueryService, explicit: bool) ->
     [None, b"\x10\x00\x20\x00\xff\xff\x00\x10garbage" + bytes(range(256)), b"\x00" * 7],
     ids=["none", "runs-past-end", "nul-bytes"],
 )
-async def test_undecodable_identifiers_as_find_answers_them(
+async def test_undecodable_identifiers_as_pydicom_answers_them(
     service: QueryService, data: bytes | None
 ) -> None:
-    encoded = await service.find_encoded(data, IMPLICIT, GENERAL, PEER)
-    try:
-        identifier = None if data is None else read_identifier(data, IMPLICIT, LIMIT)
-    except UndecodableIdentifier:
-        identifier = None
-    _same(encoded, await service.find(identifier, GENERAL, PEER), IMPLICIT)
+    answer = await service.find(data, IMPLICIT, GENERAL, PEER)
+    assert answer == await reference(service, data, IMPLICIT, GENERAL)
 
 
 async def test_undecodable_deflated_identifier_is_logged(
     service: QueryService, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    encoded = await service.find_encoded(b"\xffnot deflate", DEFLATED, GENERAL, PEER)
-    assert encoded.status is FindStatus.UNABLE_TO_PROCESS
-    assert encoded.error_comment == "Identifier could not be decoded"
+    answer = await service.find(b"\xffnot deflate", DEFLATED, GENERAL, PEER)
+    assert answer.status is FindStatus.UNABLE_TO_PROCESS
+    assert answer.error_comment == "Identifier could not be decoded"
     assert "undecodable identifier from 127.0.0.1" in caplog.text
 
 
 async def test_cancel_before_the_answer(service: QueryService) -> None:
     data = write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT)
-    encoded = await service.find_encoded(data, IMPLICIT, GENERAL, PEER, is_cancelled=lambda: True)
-    assert encoded.status is FindStatus.CANCEL
-    assert encoded.identifier is None
+    answer = await service.find(data, IMPLICIT, GENERAL, PEER, is_cancelled=lambda: True)
+    assert answer.status is FindStatus.CANCEL
+    assert answer.identifier is None
 
 
 async def test_statistics_count_every_answer(service: QueryService) -> None:
     data = write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT)
-    await service.find_encoded(data, IMPLICIT, GENERAL, PEER)
-    await service.find_encoded(data, IMPLICIT, GENERAL, PEER)
-    await service.find_encoded(None, IMPLICIT, SopClass.CARDIAC_RPI_QUERY, PEER)
+    await service.find(data, IMPLICIT, GENERAL, PEER)
+    await service.find(data, IMPLICIT, GENERAL, PEER)
+    await service.find(None, IMPLICIT, SopClass.CARDIAC_RPI_QUERY, PEER)
     assert service.stats.queries[("general", 0xFF00)] == 2
     assert service.stats.queries[("cardiac", 0xC000)] == 1
 
@@ -183,10 +193,10 @@ async def test_store_problems_become_statuses(
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(service.store, "lookup_compact", overloaded)
-    result = await service.find_encoded(data, IMPLICIT, GENERAL, PEER)
+    result = await service.find(data, IMPLICIT, GENERAL, PEER)
     assert result.status is FindStatus.OUT_OF_RESOURCES
     monkeypatch.setattr(service.store, "lookup_compact", broken)
-    result = await service.find_encoded(data, IMPLICIT, GENERAL, PEER)
+    result = await service.find(data, IMPLICIT, GENERAL, PEER)
     assert result.status is FindStatus.UNABLE_TO_PROCESS
     assert "fire" not in (result.error_comment or "")
 
@@ -196,7 +206,7 @@ async def test_closed_store_gives_a700(sample_db: Path) -> None:
     service = QueryService(store)
     await store.close()
     data = write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT)
-    result = await service.find_encoded(data, IMPLICIT, GENERAL, PEER)
+    result = await service.find(data, IMPLICIT, GENERAL, PEER)
     assert result.status is FindStatus.OUT_OF_RESOURCES
 
 
@@ -206,7 +216,7 @@ async def test_observation_datetime_is_the_time_of_each_query(sample_db: Path) -
     service = QueryService(store, clock=lambda: next(moments))
     data = write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT)
     try:
-        answers = [await service.find_encoded(data, IMPLICIT, GENERAL, PEER) for _ in range(3)]
+        answers = [await service.find(data, IMPLICIT, GENERAL, PEER) for _ in range(3)]
     finally:
         await store.close()
     texts = [
@@ -215,9 +225,10 @@ async def test_observation_datetime_is_the_time_of_each_query(sample_db: Path) -
     assert texts == ["20261128120000+0100", "20261128120001+0100", "20261128110000+0000"]
 
 
-def test_default_clock_is_local_time_with_its_zone() -> None:
+@pytest.mark.parametrize("clock", [local_now, LocalClock()], ids=["plain", "cached zone"])
+def test_default_clock_is_local_time_with_its_zone(clock: Callable[[], datetime]) -> None:
     before = datetime.now().astimezone()
-    now = local_now()
+    now = clock()
     after = datetime.now().astimezone()
     assert before <= now <= after
     assert now.utcoffset() == after.utcoffset()

@@ -23,11 +23,12 @@ from rpi_async.dicom.transfer import (
 )
 from rpi_async.dicom.uids import SopClass
 from rpi_async.service import request as rq
-from rpi_async.service.request import DatasetView, Failure, ParsedRequest, Query
-from rpi_async.sr.render import request_keys
+from rpi_async.service.request import DatasetView, ParsedRequest, RequestReader
+from rpi_async.service.rules import Answer, Query, check_request
 
 GENERAL = SopClass.GENERAL_RPI_QUERY.value
 LIMIT = 1 << 20
+READER = RequestReader(max_inflated=LIMIT)
 
 
 def _pydicom_outcome(data: bytes, ts: str, sop: str = GENERAL) -> Any:
@@ -35,28 +36,24 @@ def _pydicom_outcome(data: bytes, ts: str, sop: str = GENERAL) -> Any:
     try:
         view = DatasetView(read_identifier(data, ts, LIMIT))
     except UndecodableIdentifier:
-        return _summary(rq.validate(None, sop))
+        return _summary(check_request(None, sop))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        outcome = rq.validate(view, sop)
+        outcome = check_request(view, sop)
         if isinstance(outcome, Query):
-            try:
-                keys: Any = request_keys(view.identifier)
-            except Exception as exc:  # the renderer would fail too: C000 either way
-                keys = type(exc)
-            return (*_summary(outcome), keys)
+            return (*_summary(outcome), outcome.echo)
     return _summary(outcome)
 
 
 def _simple_outcome(parsed: ParsedRequest, sop: str = GENERAL) -> Any:
-    outcome = rq.validate(parsed, sop)
+    outcome = check_request(parsed, sop)
     if isinstance(outcome, Query):
-        return (*_summary(outcome), outcome.request)
+        return (*_summary(outcome), outcome.echo)
     return _summary(outcome)
 
 
-def _summary(outcome: Query | Failure) -> tuple[Any, ...]:
-    if isinstance(outcome, Failure):
+def _summary(outcome: Query | Answer) -> tuple[Any, ...]:
+    if isinstance(outcome, Answer):
         return (outcome.status, outcome.error_comment, outcome.offending_elements)
     return (outcome.patient_id, outcome.issuer, outcome.template_id, outcome.template.tid)
 
@@ -152,9 +149,7 @@ def test_unusual_requests_are_left_to_pydicom(case: str) -> None:
     for ts in (IMPLICIT, EXPLICIT):
         data = UNSUPPORTED[case](ts)
         assert rq.parse_simple(data, ts == IMPLICIT) is None
-        assert (
-            _summary(rq.parse_request(data, ts, GENERAL, LIMIT)) == _pydicom_outcome(data, ts)[:4]
-        )
+        assert _summary(READER.read(data, ts, GENERAL)) == _pydicom_outcome(data, ts)[:4]
 
 
 @pytest.mark.parametrize(
@@ -171,35 +166,33 @@ def test_malformed_identifiers(data: bytes) -> None:
     parsed = rq.parse_simple(data, True)
     if parsed is not None:
         assert _simple_outcome(parsed) == _pydicom_outcome(data, IMPLICIT)
-    outcome = rq.parse_request(data, IMPLICIT, GENERAL, LIMIT)
+    outcome = READER.read(data, IMPLICIT, GENERAL)
     assert _summary(outcome) == _pydicom_outcome(data, IMPLICIT)[:3]
 
 
 def test_deflated_requests_and_a_corrupt_one() -> None:
     data = write_identifier(scu.build_request("P0001", "HOSP_A", "3802"), DEFLATED)
-    outcome = rq.parse_request(data, DEFLATED, GENERAL, LIMIT)
+    outcome = READER.read(data, DEFLATED, GENERAL)
     assert isinstance(outcome, Query)
     assert (outcome.patient_id, outcome.template_id) == ("P0001", "3802")
-    broken = rq.parse_request(b"\xff\x00garbage!", DEFLATED, GENERAL, LIMIT)
-    assert isinstance(broken, Failure)
+    broken = READER.read(b"\xff\x00garbage!", DEFLATED, GENERAL)
+    assert isinstance(broken, Answer)
     assert broken.status is FindStatus.UNABLE_TO_PROCESS
-    too_big = rq.parse_request(data, DEFLATED, GENERAL, 16)
-    assert isinstance(too_big, Failure)
+    too_big = RequestReader(max_inflated=16).read(data, DEFLATED, GENERAL)
+    assert isinstance(too_big, Answer)
 
 
 def test_identical_requests_are_parsed_once() -> None:
-    rq.clear_cache()
+    READER.clear()
     data = write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT)
-    first = rq.parse_request(data, IMPLICIT, GENERAL, LIMIT)
-    again = rq.parse_request(bytes(data), IMPLICIT, GENERAL, LIMIT)
+    first = READER.read(data, IMPLICIT, GENERAL)
+    again = READER.read(bytes(data), IMPLICIT, GENERAL)
     assert again is first
-    other_sop = rq.parse_request(data, IMPLICIT, SopClass.CARDIAC_RPI_QUERY.value, LIMIT)
-    assert isinstance(other_sop, Failure)  # 9007 is not a cardiac template: not the cached one
+    other_sop = READER.read(data, IMPLICIT, SopClass.CARDIAC_RPI_QUERY.value)
+    assert isinstance(other_sop, Answer)  # 9007 is not a cardiac template: not the cached one
     assert other_sop.status is FindStatus.UNABLE_TO_SUPPORT_TEMPLATE
     huge = data + write_identifier(_add(Dataset(), 0x7FE00010, "OB", bytes(5000)), IMPLICIT)
-    assert rq.parse_request(huge, IMPLICIT, GENERAL, LIMIT) is not rq.parse_request(
-        huge, IMPLICIT, GENERAL, LIMIT
-    )  # too large to keep
+    assert READER.read(huge, IMPLICIT, GENERAL) is not READER.read(huge, IMPLICIT, GENERAL)
 
 
 BASE = [

@@ -1,4 +1,4 @@
-"""QueryService rules (PS3.4 Q.2.1.1.4) without any network in between."""
+"""QueryService rules (PS3.4 Q.2.1.1.4) without any network in between: bytes in, Answer out."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pydicom.dataset import Dataset
 
 from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
+from rpi_async.dicom.transfer import IMPLICIT, read_identifier, write_identifier
 from rpi_async.dicom.uids import SopClass
 from rpi_async.errors import StoreUnavailable
-from rpi_async.service.query import FindResult, Peer, QueryService
+from rpi_async.service.query import Answer, Peer, QueryService
 from rpi_async.store.reader import PatientStore
 
 PEER = Peer("TEST", "127.0.0.1", 40000)
@@ -30,19 +31,20 @@ async def service(sample_db: Path) -> AsyncIterator[QueryService]:
 
 
 async def find(
-    service: QueryService,
-    ds: Dataset | None,
-    sop: str = SopClass.GENERAL_RPI_QUERY,
-    **kw: bool,
-) -> FindResult:
-    return await service.find(ds, sop, PEER, **kw)  # type: ignore[arg-type]
+    service: QueryService, ds: Dataset | None, sop: str = SopClass.GENERAL_RPI_QUERY
+) -> Answer:
+    data = None if ds is None else write_identifier(ds, IMPLICIT)
+    return await service.find(data, IMPLICIT, sop, PEER)
 
 
 async def test_match(service: QueryService) -> None:
     result = await find(service, scu.build_request("P0001", "HOSP_A"))
     assert result.status is FindStatus.PENDING
     assert result.identifier is not None
-    assert result.identifier.ObservationDateTime.startswith("20261128120000")
+    identifier = read_identifier(result.identifier, IMPLICIT, 1 << 20)
+    assert identifier.ObservationDateTime.startswith("20261128120000")
+    assert result.keys.patient_id == "P0001"
+    assert result.keys.issuer == "HOSP_A"
     assert service.stats.queries[("general", 0xFF00)] == 1
 
 
@@ -53,7 +55,8 @@ async def test_issuer_zero_length_means_any(service: QueryService) -> None:
 
 async def test_cancel_before_answer(service: QueryService) -> None:
     result = await service.find(
-        scu.build_request("P0001", "HOSP_A"),
+        write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT),
+        IMPLICIT,
         SopClass.GENERAL_RPI_QUERY,
         PEER,
         is_cancelled=lambda: True,
@@ -82,7 +85,7 @@ async def test_unexpected_error_gives_c000(
     async def broken(*args: object) -> list[object]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(service.store, "lookup", broken)
+    monkeypatch.setattr(service.store, "lookup_compact", broken)
     result = await find(service, scu.build_request("P0001", "HOSP_A"))
     assert result.status is FindStatus.UNABLE_TO_PROCESS
     assert "fire" not in (result.error_comment or "")
@@ -94,7 +97,7 @@ async def test_store_overloaded_gives_a700(
     async def overloaded(*args: object) -> list[object]:
         raise StoreUnavailable("patient store overloaded: no free connection")
 
-    monkeypatch.setattr(service.store, "lookup", overloaded)
+    monkeypatch.setattr(service.store, "lookup_compact", overloaded)
     result = await find(service, scu.build_request("P0001", "HOSP_A"))
     assert result.status is FindStatus.OUT_OF_RESOURCES
 
@@ -104,7 +107,8 @@ async def test_two_items_in_content_template_sequence(service: QueryService) -> 
     ds.ContentTemplateSequence.append(ds.ContentTemplateSequence[0])
     result = await find(service, ds)
     assert result.status is FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
-    assert [int(t) for t in result.offending_elements] == [0x0040A504]
+    assert result.offending_elements == (0x0040A504,)
+    assert result.keys.patient_id == "P0001"  # audited with what the request named
 
 
 async def test_missing_template_identifier(service: QueryService) -> None:
@@ -112,23 +116,9 @@ async def test_missing_template_identifier(service: QueryService) -> None:
     del ds.ContentTemplateSequence[0].TemplateIdentifier
     result = await find(service, ds)
     assert result.status is FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
-    assert [int(t) for t in result.offending_elements] == [0x0040DB00]
+    assert result.offending_elements == (0x0040DB00,)
 
 
 async def test_unknown_sop_class(service: QueryService) -> None:
     result = await find(service, scu.build_request("P0001"), sop="1.2.3")
     assert result.status is FindStatus.UNABLE_TO_PROCESS
-
-
-def test_status_dataset_carries_comment_and_offending_element() -> None:
-    from pydicom.tag import Tag
-
-    result = FindResult(
-        FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-        error_comment="Patient ID is required",
-        offending_elements=(Tag(0x0010, 0x0020),),
-    )
-    ds = result.status_dataset()
-    assert ds.Status == 0xA900
-    assert ds.ErrorComment == "Patient ID is required"
-    assert ds.OffendingElement == 0x00100020

@@ -9,6 +9,7 @@ ordinary cases must not take the fallback to pydicom.
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import warnings
 import zlib
@@ -21,10 +22,10 @@ from pynetdicom.dsutils import encode as pynetdicom_encode
 
 from rpi_async.dicom.codes import Code
 from rpi_async.dicom.transfer import DEFLATED, EXPLICIT, IMPLICIT, write_identifier
-from rpi_async.sr import render_bytes, wire
+from rpi_async.sr import wire
 from rpi_async.sr.registry import TEMPLATES
 from rpi_async.sr.render import Record, render_identifier, request_keys
-from rpi_async.sr.render_bytes import encode_identifier, render_identifier_bytes
+from rpi_async.sr.render_bytes import Renderer, render_identifier_bytes
 from rpi_async.store import demo
 from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
 from rpi_async.store.reader import PatientStore
@@ -32,6 +33,8 @@ from tests.conftest import make_db
 from tests.sr.sr_records import OBSERVED, ee_record, request, rich_record
 
 SYNTAXES = [IMPLICIT, EXPLICIT, DEFLATED]
+RENDERER = Renderer()  # one for the module: its caches are exercised across cases
+RENDERER_BYTES = functools.partial(render_identifier_bytes, renderer=RENDERER)
 ZONED = datetime.datetime(2026, 3, 29, 1, 59, 58, 123456, tzinfo=datetime.UTC)
 # Keys the renderer does not know come back zero-length, whatever their VR.
 UNKNOWN_KEYS = (
@@ -56,11 +59,11 @@ def _check(record: Record, tid: str, req: Dataset, moment: datetime.datetime = O
     """Identical to pydicom in every syntax, and without the fallback."""
     for ts in SYNTAXES:
         expected = _pydicom(record, tid, req, ts, moment)
-        got = render_identifier_bytes(record, TEMPLATES[tid], req, ts, observation_datetime=moment)
+        got = RENDERER_BYTES(record, TEMPLATES[tid], req, ts, observation_datetime=moment)
         assert got == expected, (tid, ts)
     keys = request_keys(req)
     for explicit, ts in ((False, IMPLICIT), (True, EXPLICIT)):
-        direct = encode_identifier(record, TEMPLATES[tid], keys, explicit, moment)
+        direct = RENDERER.encode(record, TEMPLATES[tid], keys, explicit, moment)
         assert direct == _pydicom(record, tid, req, ts, moment)
 
 
@@ -77,7 +80,7 @@ def test_non_ascii_text_selects_utf8(tid: str) -> None:
     )
     req = request("OtherPatientIDsSequence")
     _check(record, tid, req)
-    assert b"ISO_IR 192" in render_identifier_bytes(
+    assert b"ISO_IR 192" in RENDERER_BYTES(
         record, TEMPLATES[tid], req, IMPLICIT, observation_datetime=OBSERVED
     )
 
@@ -133,13 +136,11 @@ def test_cases_pydicom_encodes_give_the_same_bytes(name: str, change: dict[str, 
     record = replace(rich_record(), **change)  # type: ignore[arg-type]
     req = request("OtherPatientIDsSequence")
     with pytest.raises(wire.Fallback):
-        encode_identifier(record, TEMPLATES["9007"], request_keys(req), False, OBSERVED)
+        RENDERER.encode(record, TEMPLATES["9007"], request_keys(req), False, OBSERVED)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about the invalid values it writes
         for ts in SYNTAXES:
-            got = render_identifier_bytes(
-                record, TEMPLATES["9007"], req, ts, observation_datetime=OBSERVED
-            )
+            got = RENDERER_BYTES(record, TEMPLATES["9007"], req, ts, observation_datetime=OBSERVED)
             assert got == _pydicom(record, "9007", req, ts, OBSERVED)
 
 
@@ -147,12 +148,10 @@ def test_non_ascii_date_in_a_fact_falls_back() -> None:
     procedure = Fact(Section.PROCEDURE, code=Code("80146002", "SCT", "Appendectomy"), start="2020é")
     record = replace(ee_record(), facts=(procedure,))
     with pytest.raises(UnicodeEncodeError):
-        encode_identifier(record, TEMPLATES["9007"], (), False, OBSERVED)
+        RENDERER.encode(record, TEMPLATES["9007"], (), False, OBSERVED)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        got = render_identifier_bytes(
-            record, TEMPLATES["9007"], (), EXPLICIT, observation_datetime=OBSERVED
-        )
+        got = RENDERER_BYTES(record, TEMPLATES["9007"], (), EXPLICIT, observation_datetime=OBSERVED)
         assert got == _pydicom(record, "9007", Dataset(), EXPLICIT, OBSERVED)
 
 
@@ -160,7 +159,7 @@ def test_deflated_is_pynetdicom_encoding() -> None:
     req = request("OtherPatientIDsSequence")
     ds = render_identifier(rich_record(), TEMPLATES["9007"], req, observation_datetime=OBSERVED)
     theirs = pynetdicom_encode(ds, False, True, deflated=True)
-    ours = render_identifier_bytes(
+    ours = RENDERER_BYTES(
         rich_record(), TEMPLATES["9007"], req, DEFLATED, observation_datetime=OBSERVED
     )
     assert ours == theirs
@@ -181,7 +180,7 @@ async def test_demo_patients_from_the_store(tmp_path: Path) -> None:
             for tid in ("9007", "9000", "3802"):
                 for explicit, ts in ((False, IMPLICIT), (True, EXPLICIT)):
                     expected = _pydicom(record, tid, req, ts, ZONED)
-                    got = encode_identifier(patient, TEMPLATES[tid], keys, explicit, ZONED)
+                    got = RENDERER.encode(patient, TEMPLATES[tid], keys, explicit, ZONED)
                     assert got == expected, (record.patient_id, tid, ts)
     finally:
         await store.close()
@@ -199,4 +198,3 @@ def test_caches_do_not_mix_codes_or_modes() -> None:
     )
     for record in (first, second, first):
         _check(record, "9000", request())
-    assert render_bytes._ENCODERS[0] is not render_bytes._ENCODERS[1]

@@ -11,9 +11,14 @@ associations up to the grace period, abort the rest.
 
 Access control (``ops.access``) is asked at A-ASSOCIATE-RQ time, in ``negotiate``: a
 refused calling AE title or address and the per-peer limit become the rejections of
-the one sans-I/O ``negotiate``. An admitted connection holds its peer's slot until it
-closes. With a TLS context the transport is TLS from the first byte (the handshake
-must finish within ``acse_timeout``).
+the one sans-I/O ``negotiate``. The bookkeeping of every association (outcome, stats,
+per-peer slot, access log line) is ``engines.lifecycle``, shared with the pynetdicom
+engine. The protocols see the engine only through ``protocol.ServerState``. With a TLS
+context the transport is TLS from the first byte (the handshake must finish within
+``acse_timeout``).
+
+Shutdown: stop accepting; connections with no operation in progress are ended at once,
+the others get ``shutdown_grace`` to finish (their peers release once answered).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from rpi_async.engines.assoc_log import PEER_LIMIT_REASON, REJECT_REASONS
+from rpi_async.config import Settings
 from rpi_async.engines.base import EngineContext
+from rpi_async.engines.lifecycle import AssociationRecord, Lifecycle
 from rpi_async.engines.native.protocol import AssociationProtocol
 from rpi_async.ops.access import Refusal
 from rpi_async.service.query import QueryService
@@ -48,9 +54,11 @@ class NativeEngine:
 
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
-        self.settings = ctx.settings
+        self.settings: Settings = ctx.settings
         self.stats = ctx.stats
         self.access = ctx.access
+        self.lifecycle = Lifecycle(ctx.stats, ctx.access)
+        self.stopping = False
         self.max_message_length = DEFAULT_MAX_MESSAGE_LENGTH
         s = ctx.settings
         self.policy = AcceptorPolicy(
@@ -59,9 +67,7 @@ class NativeEngine:
             calling_ae_titles=None,  # the access policy decides (titles and addresses)
             max_pdu_length=s.max_pdu_size,
         )
-        self.active = 0  # established associations holding a slot
         self.connections: set[AssociationProtocol] = set()
-        self._admitted: dict[AssociationProtocol, str] = {}  # holding a per-peer slot
         self._loop: asyncio.AbstractEventLoop | None = None
         # (id(rq), over capacity, AE refused) -> (rq, policy, negotiation); see _negotiate.
         self._negotiations: dict[
@@ -85,35 +91,24 @@ class NativeEngine:
 
     def connection_closed(self, protocol: AssociationProtocol) -> None:
         self.connections.discard(protocol)
-        address = self._admitted.pop(protocol, None)
-        if address is not None:
-            self.access.release(address)
 
-    def negotiate(
-        self, rq: AAssociateRQ, protocol: AssociationProtocol
-    ) -> tuple[Negotiation, str | None]:
-        """Answer an A-ASSOCIATE-RQ: access policy, capacity, then ``ul.negotiate``.
-
-        Returns the negotiation and, when the access policy caused a rejection, the
-        reason to count (None: the reply's own reason)."""
-        decision = self.access.admit(rq.calling_ae_title, protocol.peer.address)
-        refusal = decision.refusal
-        over = self.active >= self.settings.max_associations or refusal is Refusal.PEER_LIMIT
-        negotiation = self._negotiate(rq, over, refusal is Refusal.CALLING_AE_NOT_RECOGNIZED)
-        if decision.admitted:
-            if negotiation.is_accepted:
-                self._admitted[protocol] = protocol.peer.address
-            else:
-                self.access.release(protocol.peer.address)
-            return negotiation, None
+    def negotiate(self, rq: AAssociateRQ, record: AssociationRecord) -> Negotiation:
+        """Answer an A-ASSOCIATE-RQ: access policy, capacity, then ``ul.negotiate``; the
+        lifecycle records the outcome (and the per-peer slot, held until close)."""
+        refusal = self.lifecycle.admit(record, rq.calling_ae_title.strip())
+        over = self.lifecycle.active >= self.settings.max_associations
+        negotiation = self._negotiate(
+            rq, over or refusal is Refusal.PEER_LIMIT, refusal is Refusal.CALLING_AE_NOT_RECOGNIZED
+        )
         reply = negotiation.reply
-        if (
-            refusal is Refusal.PEER_LIMIT
-            and isinstance(reply, AAssociateRJ)
-            and (reply.source, reply.reason) == _LOCAL_LIMIT
-        ):
-            return negotiation, PEER_LIMIT_REASON
-        return negotiation, None
+        if isinstance(reply, AAssociateRJ):
+            peer_limit = (
+                refusal is Refusal.PEER_LIMIT and (reply.source, reply.reason) == _LOCAL_LIMIT
+            )
+            self.lifecycle.rejected(record, reply.source, reply.reason, peer_limit=peer_limit)
+        else:
+            self.lifecycle.accepted(record, rq.calling_ae_title.strip(), rq.called_ae_title.strip())
+        return negotiation
 
     def _negotiate(self, rq: AAssociateRQ, over: bool, ae_refused: bool) -> Negotiation:
         """``ul.negotiate``, memoized: it is a pure function of its arguments, and a peer
@@ -127,18 +122,6 @@ class NativeEngine:
                 self._negotiations.clear()
             self._negotiations[key] = entry
         return entry[2]
-
-    def association_accepted(self) -> None:
-        self.active += 1
-        self.stats.association_opened()
-
-    def association_closed(self, *, aborted: bool) -> None:
-        self.active -= 1
-        self.stats.association_closed(aborted=aborted)
-
-    @staticmethod
-    def reject_reason(result: int, source: int, reason: int) -> str:
-        return REJECT_REASONS.get((source, reason), f"source-{source}-reason-{reason}")
 
     # -- serving -----------------------------------------------------------------------
 
@@ -164,7 +147,11 @@ class NativeEngine:
             await server.wait_closed()
 
     async def _drain(self) -> None:
+        """End idle connections now; busy ones get the grace period to finish."""
+        self.stopping = True
         pending = {p.closed for p in self.connections}
+        for protocol in list(self.connections):
+            protocol.end_if_idle()
         if pending:
             _, still_open = await asyncio.wait(pending, timeout=self.settings.shutdown_grace)
             if still_open:

@@ -10,7 +10,13 @@ asynchronous operations window is 1/1). A C-FIND runs as a task so the adapter k
 reading while it is in flight: a C-CANCEL for it sets a flag the QueryService reads
 (FE00 when it arrives before the answer), and a release request waits until the answer
 has gone out (PS3.7 §10.1.1.3: a release ends the association only after outstanding
-responses). Queued requests beyond ``MAX_QUEUED`` pause reading.
+responses). Queued requests beyond ``MAX_QUEUED`` pause reading. A C-CANCEL counts
+only for the request in progress or queued; one naming any other Message ID is ignored
+(PS3.7 §9.3.2.3).
+
+The adapter sees its engine only through ``ServerState``: the loop, the settings, the
+QueryService in use, the shared association bookkeeping (``engines.lifecycle``), the
+negotiation and whether the server is stopping (uvicorn's protocol/server-state split).
 """
 
 from __future__ import annotations
@@ -19,14 +25,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
+from rpi_async.config import Settings
 from rpi_async.dicom.status import FindStatus
-from rpi_async.engines.assoc_log import AssociationRecord
-from rpi_async.engines.assoc_log import log as access_log
-from rpi_async.service.query import SOP_NAMES, EncodedFindResult, Peer
+from rpi_async.engines.lifecycle import AssociationRecord, Lifecycle, Outcome, escaped
+from rpi_async.service.monitor import Peer
+from rpi_async.service.query import SOP_NAMES, QueryService
 from rpi_async.ul import (
     NEED_DATA,
     Aborted,
@@ -42,33 +48,53 @@ from rpi_async.ul import (
 )
 from rpi_async.ul.codes import AbortReason, AbortSource
 from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
-from rpi_async.ul.pdu import AAssociateAC
-
-if TYPE_CHECKING:
-    from rpi_async.engines.native.engine import NativeEngine
+from rpi_async.ul.negotiation import Negotiation
+from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ
 
 log = logging.getLogger("rpi_async.ul")
 
 MAX_QUEUED = 8
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.7 C.4.1.1.4: a C-FIND on another context's SOP class
+
+
+class ServerState(Protocol):
+    """What an ``AssociationProtocol`` needs of its engine (``NativeEngine``)."""
+
+    settings: Settings
+    lifecycle: Lifecycle
+    stopping: bool
+    max_message_length: int
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def service(self) -> QueryService: ...
+
+    def negotiate(self, rq: AAssociateRQ, record: AssociationRecord) -> Negotiation: ...
+
+    def connection_opened(self, protocol: AssociationProtocol) -> None: ...
+
+    def connection_closed(self, protocol: AssociationProtocol) -> None: ...
 
 
 class AssociationProtocol(asyncio.Protocol):
     """Adapter for one TCP connection on which we are the association acceptor."""
 
-    def __init__(self, engine: NativeEngine) -> None:
+    def __init__(self, engine: ServerState) -> None:
         self.engine = engine
         self.conn = Connection(max_message_length=engine.max_message_length)
         self.transport: asyncio.Transport | None = None
-        self.record: AssociationRecord | None = None
+        self.record = AssociationRecord("", 0, 0.0)
         self.peer = Peer("", "", 0)
         self.closed: asyncio.Future[None] = engine.loop.create_future()
         self._queue: deque[DimseMessage | ReleaseRequested] = deque()
         self._busy = False  # a request is being served
         self._cancel_for: set[int] = set()  # message ids a C-CANCEL named
+        self._current: int | None = None  # message id of the request in progress
         self._artim: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
-        self._counted = False  # holds one of the engine's association slots
         self._established = False
         self._reading_paused = False
         self._writing_paused = False
@@ -84,7 +110,7 @@ class AssociationProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = Peer("", str(peer[0]), int(peer[1]))
-        self.record = AssociationRecord(f"{peer[0]}:{peer[1]}", time.monotonic())
+        self.record = self.engine.lifecycle.opened(str(peer[0]), int(peer[1]))
         self.engine.connection_opened(self)
         self.conn.connection_made()
         self._apply_timer()
@@ -126,11 +152,11 @@ class AssociationProtocol(asyncio.Protocol):
                 self._queue.append(event)
                 self._serve_next()
             elif isinstance(event, ProtocolAborted):
-                log.info("protocol error from %s: %s", self.peer.address, event.detail)
-                self._set_outcome(f"aborted (protocol error: {event.detail})")
+                log.info("protocol error from %s: %s", self.peer.address, escaped(event.detail))
+                self._set_outcome(Outcome.ABORTED, f"protocol error: {event.detail}")
                 self._write(event.data_to_send)
             elif isinstance(event, Aborted):
-                self._set_outcome("aborted by peer")
+                self._set_outcome(Outcome.ABORTED_BY_PEER)
             elif isinstance(event, ReleaseConfirmed):  # pragma: no cover - we never request
                 pass
             elif isinstance(event, ConnectionClosed):
@@ -142,31 +168,26 @@ class AssociationProtocol(asyncio.Protocol):
 
     def _on_request(self, event: AssociationRequested) -> None:
         rq = event.request
-        assert self.record is not None
-        self.record.calling_ae = rq.calling_ae_title.strip()
-        self.record.called_ae = rq.called_ae_title.strip()
-        self.peer = Peer(self.record.calling_ae, self.peer.address, self.peer.port)
-        engine = self.engine
-        negotiation, refused_as = engine.negotiate(rq, self)  # access policy, limits
+        self.peer = Peer(rq.calling_ae_title.strip(), self.peer.address, self.peer.port)
+        # Access policy and limits; the lifecycle counts the outcome before the answer
+        # leaves (a peer that has it may already read the stats).
+        negotiation = self.engine.negotiate(rq, self.record)
         data = self.conn.respond(negotiation.reply)
-        # Counted before the answer leaves: a peer that has it may already read the stats.
-        if isinstance(negotiation.reply, AAssociateAC):
-            self._established = True
-            self._counted = True
-            engine.association_accepted()
-            self.record.outcome = "accepted"
-        else:
-            reply = negotiation.reply
-            reason = refused_as or engine.reject_reason(reply.result, reply.source, reply.reason)
-            engine.stats.association_rejected(reason)
-            self.record.outcome = f"rejected ({reason})"
+        self._established = isinstance(negotiation.reply, AAssociateAC)
         self._write(data)
 
     def _on_message(self, event: DimseMessage) -> None:
         command = event.command
         if isinstance(command, CCancelRQ):
-            self._cancel_for.add(command.message_id_being_responded_to)
-            self.engine.stats.cancel_received()
+            self.engine.lifecycle.stats.cancel_received()
+            target = command.message_id_being_responded_to
+            if target == self._current or any(
+                isinstance(q, DimseMessage)
+                and isinstance(q.command, CFindRQ)
+                and q.command.message_id == target
+                for q in self._queue
+            ):
+                self._cancel_for.add(target)
             return
         self._queue.append(event)
         self._serve_next()
@@ -181,7 +202,7 @@ class AssociationProtocol(asyncio.Protocol):
                     data = self.conn.release_response()
                 except LocalProtocolError:
                     continue  # aborted meanwhile
-                self._set_outcome("released")
+                self._set_outcome(Outcome.RELEASED)
                 self._write(data)
                 self._after_call()
                 continue
@@ -192,14 +213,15 @@ class AssociationProtocol(asyncio.Protocol):
 
     def _serve_message(self, event: DimseMessage) -> None:
         command = event.command
-        assert self.record is not None
         if isinstance(command, CFindRQ):
             self._busy = True
+            self.record.busy = True
+            self._current = command.message_id
             self.record.sops.append(SOP_NAMES.get(command.affected_sop_class_uid, "unknown"))
             task = self.engine.loop.create_task(self._find(event, command))
             task.add_done_callback(self._find_done)
         elif isinstance(command, CEchoRQ):
-            self.engine.stats.echo_answered()
+            self.engine.lifecycle.stats.echo_answered()
             self.record.sops.append("verification")
             self._send(event.context_id, CEchoRSP(command.message_id, 0), None)
         else:
@@ -211,26 +233,26 @@ class AssociationProtocol(asyncio.Protocol):
         context = self.conn.accepted_contexts.get(event.context_id)
         sop = command.affected_sop_class_uid
         message_id = command.message_id
+        if context is not None and context.abstract_syntax != sop:
+            self._send(event.context_id, CFindRSP(message_id, sop, SOP_CLASS_NOT_SUPPORTED), None)
+            self.record.statuses.append(SOP_CLASS_NOT_SUPPORTED)
+            return
 
         def is_cancelled() -> bool:
             return message_id in self._cancel_for
 
         # The service reads the identifier in the context's transfer syntax and answers
         # with the response identifier already encoded in it.
-        result = await self.engine.service.find_encoded(
+        answer = await self.engine.service.find(
             event.dataset if context is not None else None,
             context.transfer_syntax if context is not None else "",
             sop,
             self.peer,
             is_cancelled=is_cancelled,
-            max_inflated=self.engine.max_message_length,
         )
-        if result.status is not FindStatus.CANCEL and is_cancelled():
-            result = EncodedFindResult(FindStatus.CANCEL)
         self._cancel_for.discard(message_id)
-        assert self.record is not None
-        if result.status is FindStatus.PENDING and result.identifier is not None:
-            payload = result.identifier
+        if answer.status is FindStatus.PENDING and answer.identifier is not None:
+            payload = answer.identifier
             self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.PENDING), payload)
             self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.SUCCESS), None)
             self.record.statuses += (FindStatus.PENDING, FindStatus.SUCCESS)
@@ -238,17 +260,19 @@ class AssociationProtocol(asyncio.Protocol):
             rsp = CFindRSP(
                 message_id,
                 sop,
-                int(result.status),
-                tuple(int(t) for t in result.offending_elements),
-                result.error_comment[:64] if result.error_comment else None,
+                int(answer.status),
+                answer.offending_elements,
+                answer.error_comment[:64] if answer.error_comment else None,
             )
             self._send(event.context_id, rsp, None)
-            self.record.statuses.append(int(result.status))
+            self.record.statuses.append(int(answer.status))
 
     def _find_done(self, task: asyncio.Task[None]) -> None:
         self._busy = False
+        self.record.busy = False
+        self._current = None
         if not task.cancelled() and task.exception() is not None:
-            log.error("query handling failed: %s", task.exception())
+            log.error("query handling failed: %s", type(task.exception()).__name__)
             self._abort()
             return
         self._serve_next()
@@ -270,16 +294,21 @@ class AssociationProtocol(asyncio.Protocol):
         if self.conn.should_close and self.transport is not None:
             self.transport.close()
 
-    def _abort(self) -> None:
+    def _abort(self, detail: str = "") -> None:
         if self.conn.is_established:
             self._write(self.conn.abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED))
-        self._set_outcome("aborted")
+        self._set_outcome(Outcome.ABORTED, detail)
         if self.transport is not None:
             self.transport.close()
 
+    def end_if_idle(self) -> None:
+        """At shutdown: end this connection now unless an operation is in progress."""
+        if not self._busy and not self._queue:
+            self._abort("shutdown")
+
     def abort_for_shutdown(self) -> None:
-        log.warning("aborting association still open at shutdown")
-        self._abort()
+        log.warning("aborting association still busy at shutdown")
+        self._abort("shutdown grace over")
 
     # -- timers ------------------------------------------------------------------------
 
@@ -299,7 +328,7 @@ class AssociationProtocol(asyncio.Protocol):
         self._artim = None
         self._write(self.conn.artim_expired())
         if not self._established:
-            self._set_outcome("timed out (ARTIM)")
+            self._set_outcome(Outcome.TIMED_OUT, "ARTIM")
         self._after_call()
         if self.transport is not None and not self.conn.artim_running:
             self.transport.close()
@@ -321,32 +350,19 @@ class AssociationProtocol(asyncio.Protocol):
             return
         self._idle = None
         log.info("association from %s idle: aborting", self.peer.address)
-        self._set_outcome("aborted (idle)")
-        self._abort()
+        self._abort("idle")
 
     # -- end ---------------------------------------------------------------------------
 
-    def _set_outcome(self, outcome: str) -> None:
-        if self.record is not None and not self.record.outcome.startswith(
-            ("released", "aborted", "rejected", "timed out")
-        ):
-            self.record.outcome = outcome
+    def _set_outcome(self, outcome: Outcome, detail: str = "") -> None:
+        self.engine.lifecycle.ended(self.record, outcome, detail)
 
     def _finish(self) -> None:
         for handle in (self._artim, self._idle):
             if handle is not None:
                 handle.cancel()
         self._artim = self._idle = None
-        if self.record is not None:
-            if self.record.outcome == "accepted":
-                self.record.outcome = "aborted (connection lost)"
-            access_log.info("%s", self.record.line(time.monotonic()))
-        if self._counted:
-            self._counted = False
-            self.engine.association_closed(aborted=not self.record_outcome_is("released"))
+        self.engine.lifecycle.closed(self.record)
         self.engine.connection_closed(self)
         if not self.closed.done():
             self.closed.set_result(None)
-
-    def record_outcome_is(self, prefix: str) -> bool:
-        return self.record is not None and self.record.outcome.startswith(prefix)
