@@ -207,7 +207,10 @@ def _stats(path: Path) -> dict[str, int]:
     try:
         version = schema.check_version(conn, path)
         if version < schema.SCHEMA_VERSION:
-            raise fail(f"database {path} has schema version {version}; open it once to migrate")
+            raise fail(
+                f"database {path} has schema version {version}: "
+                f"run 'rpi-async db migrate --db {path}'"
+            )
         out = writer.stats(conn)
     except RpiError as exc:
         raise fail(str(exc)) from None
