@@ -1,14 +1,26 @@
-"""A small RPI Query and Verification SCU on pynetdicom (``rpi-async query`` / ``echo``)."""
+"""A small RPI Query and Verification SCU on pynetdicom (``rpi-async query`` / ``echo``).
+
+Every failure is an ``AssociationFailed`` whose message says what happened, because
+"it did not work" has different fixes: a host name that does not resolve, nothing
+listening (connection refused), no answer at all (timeout), a DICOM-over-TLS port
+(the peer answers our A-ASSOCIATE-RQ with TLS bytes, 0x15 alert or 0x16 handshake),
+a rejection (with its PS3.8 reason), an A-ABORT, or a connection closed without one.
+pynetdicom reports some of these only in its log, so ``_PeerWatch`` listens to its
+logger (errors only, nothing printed) and to the PDUs received while we associate.
+"""
 
 from __future__ import annotations
 
+import logging
 import socket
+import ssl
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from rpi_async.config.settings import is_ae_title
 from rpi_async.dicom.quiet import silence_pynetdicom
 from rpi_async.dicom.uids import SopClass
 from rpi_async.errors import RpiError
@@ -17,6 +29,14 @@ from rpi_async.ul.codes import REJECT_REASONS
 
 class AssociationFailed(RpiError):
     """Could not connect, or the peer rejected or aborted the association."""
+
+
+class BadScuArgument(RpiError):
+    """An AE title or port that cannot be sent (checked before any connection)."""
+
+
+A_ABORT_PDU = 0x07
+TLS_FIRST_BYTES = (0x15, 0x16)  # TLS record types: alert, handshake
 
 
 @dataclass
@@ -47,6 +67,56 @@ def build_request(patient_id: str, issuer: str | None = None, template: str = "9
     return ds
 
 
+def check_arguments(host: str, port: int, aec: str, aet: str) -> None:
+    """Raise BadScuArgument for a value pynetdicom would refuse with a traceback."""
+    if not 1 <= port <= 65535:
+        raise BadScuArgument(f"invalid port {port}: a TCP port is 1-65535")
+    for flag, title in (("--aec", aec), ("--aet", aet)):
+        if not is_ae_title(title):
+            raise BadScuArgument(
+                f"invalid AE title {title!r} ({flag}): 1-16 characters, not all spaces, "
+                "no backslash or control characters"
+            )
+    if not host:
+        raise BadScuArgument("no host given")
+
+
+def _resolve(host: str, port: int) -> None:
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid host name"
+        raise AssociationFailed(f"cannot resolve host {host!r}: {why}") from None
+
+
+class _PeerWatch(logging.Handler):
+    """What pynetdicom saw while associating: its error log lines and PDU types received."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+        self.pdu_types: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def on_pdu(self, event: evt.Event) -> None:
+        pdu_type = getattr(event.pdu, "pdu_type", None)
+        if isinstance(pdu_type, int):
+            self.pdu_types.append(pdu_type)
+
+    def said(self, fragment: str) -> str | None:
+        """The first pynetdicom error line containing ``fragment``."""
+        return next((m for m in self.messages if fragment in m), None)
+
+    def __enter__(self) -> _PeerWatch:
+        logging.getLogger("pynetdicom").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("pynetdicom").removeHandler(self)
+
+
 def _make_ae(aet: str, sop_class: str, timeout: float) -> AE:
     silence_pynetdicom()
     ae = AE(ae_title=aet)
@@ -60,7 +130,29 @@ def _make_ae(aet: str, sop_class: str, timeout: float) -> AE:
     return ae
 
 
-def _associate(ae: AE, host: str, port: int, aec: str) -> object:
+def _connect_failure(watch: _PeerWatch, peer: str, timeout: float) -> AssociationFailed:
+    line = watch.said("TCP Initialisation Error")
+    why = line.split(":", 1)[1].strip() if line else ""
+    if "refused" in why.lower():
+        return AssociationFailed(f"connection refused by {peer} (nothing listens on that port)")
+    if "timed out" in why.lower():
+        return AssociationFailed(f"cannot connect to {peer}: no answer within {timeout:g} s")
+    return AssociationFailed(f"cannot connect to {peer}" + (f": {why}" if why else ""))
+
+
+def _unknown_pdu_type(watch: _PeerWatch) -> int | None:
+    line = watch.said("Unknown PDU type received")
+    if line is None:
+        return None
+    try:
+        return int(line.rsplit("'0x", 1)[1].rstrip("'"), 16)
+    except (IndexError, ValueError):
+        return None
+
+
+def _associate(ae: AE, host: str, port: int, aec: str, timeout: float) -> object:
+    _resolve(host, port)
+    peer = f"{host}:{port}"
     opened: list[bool] = []
 
     def on_open(event: evt.Event) -> None:
@@ -69,19 +161,79 @@ def _associate(ae: AE, host: str, port: int, aec: str) -> object:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    assoc = ae.associate(host, port, ae_title=aec, evt_handlers=[(evt.EVT_CONN_OPEN, on_open)])
+    with _PeerWatch() as watch:
+        assoc = ae.associate(
+            host,
+            port,
+            ae_title=aec,
+            evt_handlers=[(evt.EVT_CONN_OPEN, on_open), (evt.EVT_PDU_RECV, watch.on_pdu)],
+        )
     if assoc.is_established:
         return assoc
+    _close_socket(assoc)
     if not opened:
-        raise AssociationFailed(f"cannot connect to {host}:{port}")
+        raise _connect_failure(watch, peer, timeout)
     if assoc.is_rejected:
         prim = assoc.acceptor.primitive
         key = (getattr(prim, "result_source", 0), getattr(prim, "diagnostic", 0))
         reason = REJECT_REASONS.get(key, f"source {key[0]} reason {key[1]}")
-        raise AssociationFailed(f"association rejected by {host}:{port}: {reason}")
-    if assoc.is_aborted:
-        raise AssociationFailed(f"association aborted by {host}:{port}")
-    raise AssociationFailed(f"no answer to the association request from {host}:{port}")
+        raise AssociationFailed(f"association rejected by {peer}: {reason}")
+    if _unknown_pdu_type(watch) in TLS_FIRST_BYTES:
+        raise _tls_port(peer)
+    if watch.said("ACSE timeout reached"):
+        raise AssociationFailed(
+            f"no answer from {peer} to the association request within {timeout:g} s"
+        )
+    if A_ABORT_PDU in watch.pdu_types:
+        raise AssociationFailed(f"association aborted by {peer} (A-ABORT)")
+    if (pdu_type := _unknown_pdu_type(watch)) is not None:
+        raise AssociationFailed(f"{peer} does not speak DICOM (first byte 0x{pdu_type:02X})")
+    if _speaks_tls(host, port, timeout):  # many TLS servers just reset a plain connection
+        raise _tls_port(peer)
+    raise AssociationFailed(
+        f"{peer} closed the connection without answering the association request"
+    )
+
+
+def _tls_port(peer: str) -> AssociationFailed:
+    return AssociationFailed(
+        f"{peer} answered in TLS: it is a DICOM-over-TLS port, and this client "
+        "speaks plain DICOM only"
+    )
+
+
+def _speaks_tls(host: str, port: int, timeout: float) -> bool:
+    """Whether a TLS handshake with the peer gets TLS back (a second, short connection)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        raw = socket.create_connection((host, port), timeout=min(timeout, 5.0))
+    except OSError:
+        return False
+    with raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=host):
+                return True  # the handshake completed
+        except ssl.SSLError as exc:
+            return "ALERT" in str(exc.reason).upper()  # a TLS alert is TLS too
+        except OSError:
+            return False
+
+
+def _close_socket(assoc: object) -> None:
+    """pynetdicom leaves the socket of a failed association request open."""
+    raw = getattr(getattr(getattr(assoc, "dul", None), "socket", None), "socket", None)
+    if isinstance(raw, socket.socket):
+        raw.close()
+
+
+def _no_response(what: str, assoc: object, peer: str, timeout: float) -> AssociationFailed:
+    if getattr(assoc, "is_aborted", False):
+        return AssociationFailed(f"no {what} response: association aborted by {peer}")
+    if getattr(assoc, "is_established", False):
+        return AssociationFailed(f"no {what} response from {peer} within {timeout:g} s")
+    return AssociationFailed(f"no {what} response: {peer} closed the connection")
 
 
 def find(
@@ -95,13 +247,14 @@ def find(
     timeout: float = 30.0,
 ) -> list[FindResponse]:
     """Send one C-FIND and return every response, the final one last."""
+    check_arguments(host, port, aec, aet)
     ae = _make_ae(aet, str(sop_class), timeout)
-    assoc = _associate(ae, host, port, aec)
+    assoc = _associate(ae, host, port, aec, timeout)
     responses: list[FindResponse] = []
     try:
         for status, ds in assoc.send_c_find(identifier, str(sop_class)):  # type: ignore[attr-defined]
             if not status:
-                raise AssociationFailed("no response: timed out, aborted or invalid")
+                raise _no_response("C-FIND", assoc, f"{host}:{port}", timeout)
             offending = status.get("OffendingElement")
             if offending is not None and not isinstance(offending, list | tuple):
                 offending = [offending]
@@ -123,12 +276,13 @@ def echo(
     host: str, port: int, *, aec: str = "RPI_SCP", aet: str = "RPI_SCU", timeout: float = 30.0
 ) -> int:
     """Send one C-ECHO; return its status."""
+    check_arguments(host, port, aec, aet)
     ae = _make_ae(aet, SopClass.VERIFICATION, timeout)
-    assoc = _associate(ae, host, port, aec)
+    assoc = _associate(ae, host, port, aec, timeout)
     try:
         status = assoc.send_c_echo()  # type: ignore[attr-defined]
         if not status:
-            raise AssociationFailed("no C-ECHO response: timed out, aborted or invalid")
+            raise _no_response("C-ECHO", assoc, f"{host}:{port}", timeout)
         return int(status.Status)
     finally:
         if assoc.is_established:  # type: ignore[attr-defined]

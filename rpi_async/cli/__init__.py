@@ -1,8 +1,9 @@
 """The ``rpi-async`` command line: a thin layer over the library.
 
 Every sub-command module registers itself on ``app``. ``main`` turns the library's
-one-line errors (RpiError) into ``rpi-async: error: ...`` on stderr and exit code 2, so no
-traceback ever reaches an operator.
+one-line errors (RpiError) and typer's usage errors (a missing argument, a number that
+is not one) into ``rpi-async: error: ...`` on stderr and exit code 2, so no traceback
+and no multi-line error box ever reaches an operator.
 """
 
 from __future__ import annotations
@@ -43,12 +44,26 @@ def _register() -> None:
     from rpi_async.cli import commands  # noqa: F401
 
 
+def _usage_error(exc: typer.TyperException) -> str:
+    """A typer (click) usage error as one line, with where to find help."""
+    message = " ".join(exc.format_message().split())
+    command = getattr(getattr(exc, "ctx", None), "command_path", None)
+    return f"{message} (see '{command} --help')" if command else message
+
+
 def main() -> None:
     _register()
     try:
-        app()
+        code = app(standalone_mode=False)
     except RpiError as exc:
         print(f"rpi-async: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as usual
+            print(exc.format_message(), file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+        print(f"rpi-async: error: {_usage_error(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -24,7 +24,7 @@ from rich.progress import (
 
 from rpi_async.cli import app, fail
 from rpi_async.errors import RpiError
-from rpi_async.store import bulk, demo, dicom_import, importer, schema, writer
+from rpi_async.store import bulk, demo, demo_check, dicom_import, importer, schema, writer
 from rpi_async.store.paths import default_db_path
 
 db_app = typer.Typer(
@@ -37,7 +37,7 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help="Patient store (SQLite file). Default: the per-user demo database.",
+        help="Patient store (SQLite file). Default for demo and stats: the per-user demo database.",
         show_default=False,
     ),
 ]
@@ -45,6 +45,13 @@ DbOption = Annotated[
 
 def _db_path(db: Path | None) -> Path:
     return db if db is not None else default_db_path()
+
+
+def _target_db(db: Path | None, command: str) -> Path:
+    """The database an import writes into: named, never the demo database by default."""
+    if db is None:
+        raise fail(f"'rpi-async db {command}' needs --db, the database to write into")
+    return db
 
 
 def _stderr() -> Console:
@@ -100,7 +107,7 @@ def import_(
     ] = False,
 ) -> None:
     """Import patient documents, all or nothing (see docs/patient-document.md)."""
-    path = _db_path(db)
+    path = _target_db(db, "import")
     if not file.is_file():
         raise fail(f"{file}: no such file" if not file.exists() else f"{file}: not a file")
     existed = path.exists()
@@ -146,7 +153,7 @@ def import_dicom(
     ] = False,
 ) -> None:
     """Add patients' demographics from DICOM files (keeps stored clinical history)."""
-    path = _db_path(db)
+    path = _target_db(db, "import-dicom")
     if not directory.is_dir():
         raise fail(f"{directory}: not a directory")
     existed = path.exists()
@@ -171,13 +178,19 @@ def demo_(
         int, typer.Option("--patients", min=0, help="Number of DEMO patients.")
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also into a database holding other patients.")
+    ] = False,
 ) -> None:
     """Fill the store with a reproducible synthetic population (created if missing).
 
     Patients DEMO000001... (issuer DEMO), plus DEMO-DUP under ISSUER_A and ISSUER_B.
+    A database that holds other patients is refused unless --force is given.
     """
     path = _db_path(db)
     existed = path.exists()
+    if existed and not force:
+        _refuse_non_demo(path)
     if db is None:
         path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -198,6 +211,18 @@ def demo_(
     typer.echo(f"wrote {written} demo patients (seed {seed}) to {path} in {seconds:.1f} s")
 
 
+def _refuse_non_demo(path: Path) -> None:
+    try:
+        others = demo_check.non_demo_patients(path)
+    except (RpiError, sqlite3.Error):
+        return  # not a usable database: the writer says why
+    if others:
+        raise fail(
+            f"database {path} holds {others} patients that are not demo patients; "
+            "add --force to add synthetic patients to it anyway"
+        )
+
+
 def _stats(path: Path) -> dict[str, int]:
     try:
         schema.check_file(path)
@@ -207,7 +232,10 @@ def _stats(path: Path) -> dict[str, int]:
     try:
         version = schema.check_version(conn, path)
         if version < schema.SCHEMA_VERSION:
-            raise fail(f"database {path} has schema version {version}; open it once to migrate")
+            raise fail(
+                f"database {path} has schema version {version}: "
+                f"run 'rpi-async db migrate --db {path}'"
+            )
         out = writer.stats(conn)
     except RpiError as exc:
         raise fail(str(exc)) from None

@@ -35,6 +35,11 @@ AUDIT_PATIENT_ID_MODES = ("hash", "clear")
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, no control
 
 
+def is_ae_title(text: str) -> bool:
+    """A valid AE title (PS3.5 AE VR): 1-16 characters, not all spaces, no backslash."""
+    return bool(_AE_RE.match(text)) and bool(text.strip())
+
+
 def _doc(text: str) -> dict[str, str]:
     return {"help": text}
 
@@ -147,7 +152,7 @@ class Settings:
 
         if not 0 <= self.port <= 65535:
             raise bad("port", f"{self.port} is not a TCP port (0-65535)")
-        if not _AE_RE.match(self.ae_title) or not self.ae_title.strip():
+        if not is_ae_title(self.ae_title):
             raise bad(
                 "ae_title",
                 f"{self.ae_title!r} is not a valid AE title (1-16 characters, no backslash)",

@@ -38,7 +38,7 @@ from typing import Any
 import aiosqlite
 
 from rpi_async.errors import StoreError, StoreUnavailable
-from rpi_async.store import compact, schema
+from rpi_async.store import compact, readonly, schema
 from rpi_async.store.compact import CompactFact, CompactPatient
 from rpi_async.store.model import OtherPatientId, PatientRecord
 
@@ -145,12 +145,11 @@ class PatientStore:
     ) -> PatientStore:
         """Open the store read-only (``readers`` aiosqlite connections, or one inline).
 
-        Raises StoreError for unusable files. An older schema is migrated first.
+        Raises StoreError for unusable files and for an older schema (the server never
+        writes: ``rpi-async db migrate``). See ``store.readonly`` for WAL files.
         """
         path = Path(path)
-        schema.check_file(path)
-        await asyncio.to_thread(_check_and_migrate, path)
-        uri = f"{path.resolve().as_uri()}?mode=ro"
+        uri = await asyncio.to_thread(readonly.read_only_uri, path)
         opened: list[aiosqlite.Connection] = []
         try:
             if inline:
@@ -246,25 +245,6 @@ class PatientStore:
             yield conn
         finally:
             idle.put_nowait(conn)
-
-
-def _check_and_migrate(path: Path) -> None:
-    try:
-        conn = sqlite3.connect(path, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from None
-    try:
-        version = schema.check_version(conn, path)
-        if version < schema.SCHEMA_VERSION:
-            log.info(
-                "migrating %s from schema version %d to %d", path, version, schema.SCHEMA_VERSION
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            schema.migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
-    finally:
-        conn.close()
 
 
 __all__ = ["CompactFact", "CompactPatient", "PatientStore", "lookup_compact_now"]

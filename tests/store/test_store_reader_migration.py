@@ -1,4 +1,5 @@
-"""A version 1 database (no compact copy) is migrated when opened, and reads the same."""
+"""A version 1 database (no compact copy): refused by the reader, migrated by the writer
+(``rpi-async db migrate``), then read the same."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import itertools
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from rpi_async.errors import StoreError
 from rpi_async.store import compact, demo, schema, writer
 from rpi_async.store.codec import fact_to_row
 from rpi_async.store.model import OtherPatientId, PatientRecord
@@ -79,10 +83,15 @@ def _table_records(path: Path) -> list[PatientRecord]:
     return out
 
 
-async def test_opening_a_version_1_database_migrates_it(tmp_path: Path) -> None:
+async def test_a_version_1_database_is_refused_then_served_once_migrated(tmp_path: Path) -> None:
     path = tmp_path / "v1.sqlite3"
     _version_1(path, RECORDS)
     before = _table_records(path)
+    unmigrated = path.read_bytes()
+    with pytest.raises(StoreError, match=r"schema version 1, older .*'rpi-async db migrate --db"):
+        await PatientStore.open(path)
+    assert path.read_bytes() == unmigrated  # the reader never writes
+    schema.connect_writer(path).close()  # what `rpi-async db migrate` does
     store = await PatientStore.open(path)
     try:
         served = [(await store.lookup(r.patient_id, r.issuer))[0] for r in before]
