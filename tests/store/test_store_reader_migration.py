@@ -91,7 +91,7 @@ async def test_opening_a_version_1_database_migrates_it(tmp_path: Path) -> None:
     assert served == before
     conn = sqlite3.connect(path)
     try:
-        assert schema.schema_version(conn) == schema.SCHEMA_VERSION == 2
+        assert schema.schema_version(conn) == schema.SCHEMA_VERSION == 3
         docs = [r[0] for r in conn.execute("SELECT facts_doc FROM patient ORDER BY pk")]
     finally:
         conn.close()
