@@ -228,17 +228,6 @@ def _code_json(code: Code) -> dict[str, str]:
     return {"value": code.value, "scheme": code.scheme, "meaning": code.meaning}
 
 
-def _date(value: Mapping[str, Any], *names: str) -> str | None:
-    """The first of ``names`` that is present: a dateTime, or a Period's start."""
-    for name in names:
-        raw = value.get(name)
-        if isinstance(raw, str):
-            return raw
-        if isinstance(raw, dict) and isinstance(raw.get("start"), str) and name.endswith("Period"):
-            return str(raw["start"])
-    return None
-
-
 def _text(value: str) -> str:
     return value if len(value) <= TEXT_MAX else value[: TEXT_MAX - 3] + "..."
 
@@ -274,12 +263,28 @@ class Translator:
         if self._void(value):
             return Skipped(f"{kind} entered in error, refuted or not done")
         key = self._key(kind, value, full_url)
+        self._origin: dict[str, str] = {}
         facts = getattr(self, f"_{kind}")(value)
         if isinstance(facts, Skipped):
             return facts
         return Translated(key, ref, [self._checked(s, f, d) for s, f, d in facts])
 
     # --- helpers --------------------------------------------------------------------
+
+    def _date(self, value: Mapping[str, Any], role: str, *names: str) -> str | None:
+        """The first of ``names`` present (a dateTime, or a Period's start); remembers which
+        element fed fact field ``role``, for error messages."""
+        for name in names:
+            raw = value.get(name)
+            if isinstance(raw, str):
+                self._origin[role] = name
+                return raw
+            if isinstance(raw, dict) and name.endswith("Period"):
+                start = raw.get("start" if role != "end" else "end")
+                if isinstance(start, str):
+                    self._origin[role] = f"{name}.{'end' if role == 'end' else 'start'}"
+                    return start
+        return None
 
     @staticmethod
     def _key(kind: str, value: Mapping[str, Any], full_url: str) -> str:
@@ -302,13 +307,12 @@ class Translator:
                     return True
         return False
 
-    @staticmethod
-    def _checked(section: Section, fact: dict[str, Any], when: str) -> FactEntry:
+    def _checked(self, section: Section, fact: dict[str, Any], when: str) -> FactEntry:
         """Validate a fact as a document fact would be (dates, lengths, units)."""
         try:
             kw, _ = encoded_fact(section, fact)
         except DocumentError as exc:
-            raise FhirError(_FIELD_NAMES.get(exc.field, exc.field), exc.message) from None
+            raise FhirError(self._origin.get(exc.field, exc.field), exc.message) from None
         return section.value, fact, when or kw.get("start", "")
 
     def _ongoing(self, value: Mapping[str, Any]) -> bool | None:
@@ -351,8 +355,8 @@ class Translator:
         code = self.codes.concept(value.get("code"), "code")
         assert code is not None
         fact: dict[str, Any] = {"code": _code_json(code)}
-        start = _date(value, "onsetDateTime", "onsetPeriod", "recordedDate")
-        end = _date(value, "abatementDateTime", "abatementPeriod")
+        start = self._date(value, "start", "onsetDateTime", "onsetPeriod", "recordedDate")
+        end = self._date(value, "end", "abatementDateTime", "abatementPeriod")
         if start:
             fact["start"] = start
         if end:
@@ -375,7 +379,7 @@ class Translator:
         code = self.codes.concept(value.get("code"), "code")
         assert code is not None
         fact: dict[str, Any] = {"code": _code_json(code)}
-        start = _date(value, "performedDateTime", "performedPeriod")
+        start = self._date(value, "start", "performedDateTime", "performedPeriod")
         if start:
             fact["start"] = start
         self._body_site(value, fact)
@@ -400,12 +404,12 @@ class Translator:
         code = self.codes.concept(value["medicationCodeableConcept"], "medicationCodeableConcept")
         assert code is not None
         fact: dict[str, Any] = {"code": _code_json(code)}
-        start = _date(value, *start_names)
+        start = self._date(value, "start", *start_names)
         if start:
             fact["start"] = start
-        period = value.get("effectivePeriod")
-        if isinstance(period, dict) and isinstance(period.get("end"), str):
-            fact["end"] = period["end"]
+        end = self._date(value, "end", "effectivePeriod")
+        if end:
+            fact["end"] = end
         status = MEDICATION_STATUS.get(str(value.get("status")))
         if status is not None:
             fact["modifier"] = _code_json(status[0])
@@ -439,7 +443,7 @@ class Translator:
         if row is None:
             vital = _has_category(value.get("category"), VITAL_SIGNS)
             return Skipped("Observation of vital signs" if vital else "Observation without a row")
-        when = _date(value, "effectiveDateTime", "effectivePeriod", "issued") or ""
+        when = self._date(value, "when", "effectiveDateTime", "effectivePeriod", "issued") or ""
         fact: dict[str, Any] = {"concept": _code_json(row.concept)}
         if row.value == "code":
             found = self.codes.concept(value.get("valueCodeableConcept"), "valueCodeableConcept")
@@ -452,9 +456,11 @@ class Translator:
             if not isinstance(raw, str):
                 raise FhirError("valueDateTime", "missing (a date is expected)")
             fact["start"] = raw
+            self._origin["start"] = "valueDateTime"
         else:
             number, unit = self._quantity(value)
             fact["number"], fact["unit"] = number, _code_json(unit)
+            self._origin |= {"number": "valueQuantity.value", "unit": "valueQuantity.code"}
         return [(row.section, fact, when)]
 
     def _quantity(self, value: Mapping[str, Any]) -> tuple[float, Code]:
@@ -485,7 +491,7 @@ class Translator:
         if not isinstance(conditions, list) or not conditions:
             return Skipped("FamilyMemberHistory without a condition")
         member = self._relationship(value.get("relationship"))
-        when = _date(value, "date") or ""
+        when = self._date(value, "when", "date") or ""
         out = []
         for i, condition in enumerate(conditions):
             if not isinstance(condition, dict):
@@ -525,7 +531,7 @@ class Translator:
         if isinstance(criticality, str) and criticality in ("low", "high"):
             comment += f"; criticality {criticality}"
         fact: dict[str, Any] = {"code": _code_json(code), "text": self._note(value, comment)}
-        start = _date(value, "onsetDateTime", "onsetPeriod", "recordedDate")
+        start = self._date(value, "start", "onsetDateTime", "onsetPeriod", "recordedDate")
         if start:
             fact["start"] = start
         ongoing = self._ongoing(value)
@@ -600,9 +606,6 @@ class Translator:
             if (text, iss) != (patient_id, issuer)
         )
         return patient_id, issuer, others
-
-
-_FIELD_NAMES = {"start": "date", "end": "end date", "number": "value", "unit": "unit"}
 
 
 def _name_parts(name: object) -> dict[str, str]:
