@@ -145,7 +145,7 @@ def test_queries_during_live_updates(tmp_path: Path, engine: str) -> None:
             # updates interleave whatever the machine's speed.
             target = sum(answered) + QUERY_THREADS
             with progress:
-                progress.wait_for(lambda: sum(answered) >= target or bool(failures), 30)
+                progress.wait_for(lambda t=target: sum(answered) >= t or bool(failures), 30)
             assert time.monotonic() - began < DEADLINE
         during = sum(answered)
         stop.set()
