@@ -9,6 +9,7 @@ server answers, without a reload.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -92,6 +93,10 @@ def _round_seen(identifier: Dataset) -> tuple[int, int]:
     return onset, hdl
 
 
+def _answered(answered: list[int], failures: list[str], target: int) -> bool:
+    return sum(answered) >= target or bool(failures)
+
+
 def test_queries_during_live_updates(tmp_path: Path, engine: str) -> None:
     db = tmp_path / "live.sqlite3"
     conn = schema.connect_writer(db, create=True)
@@ -132,6 +137,7 @@ def test_queries_during_live_updates(tmp_path: Path, engine: str) -> None:
                 answered[worker] += 1
                 progress.notify_all()
 
+    target = 0
     workers = [threading.Thread(target=query, args=(w,)) for w in range(QUERY_THREADS)]
     try:
         for worker in workers:
@@ -145,7 +151,7 @@ def test_queries_during_live_updates(tmp_path: Path, engine: str) -> None:
             # updates interleave whatever the machine's speed.
             target = sum(answered) + QUERY_THREADS
             with progress:
-                progress.wait_for(lambda t=target: sum(answered) >= t or bool(failures), 30)
+                progress.wait_for(functools.partial(_answered, answered, failures, target), 30)
             assert time.monotonic() - began < DEADLINE
         during = sum(answered)
         stop.set()
