@@ -82,7 +82,9 @@ class FactValue(enum.StrEnum):
     """The fields of ``store.model.Fact`` a row can take its value from."""
 
     CODE = "code"
-    LATERALITY = "laterality"
+    LATERALITY = "laterality"  # as recorded
+    GENERAL_LATERALITY = "general_laterality"  # as CID 244 (Right, Left, Bilateral)
+    BREAST_LATERALITY = "breast_laterality"  # as CID 6022 (Right breast, ...)
     SITE = "site"
     MODIFIER = "modifier"
     RESULT = "result"
