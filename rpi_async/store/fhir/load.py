@@ -33,7 +33,7 @@ import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,11 @@ class _Spool:
         self._items: list[tuple[str, str, bytes]] = []
 
     def patient(self, info: PatientInfo) -> None:
-        blob = orjson.dumps([*astuple(info)[:7], [astuple(o) for o in info.other_ids]])
+        others = [(o.patient_id, o.issuer, o.type_of_id) for o in info.other_ids]
+        i = info
+        blob = orjson.dumps(
+            [i.key, i.aliases, i.patient_id, i.issuer, i.name, i.birth_date, i.sex, others]
+        )
         self.conn.execute("INSERT OR REPLACE INTO patient VALUES (?, ?)", (info.key, blob))
         self.conn.executemany(
             "INSERT OR REPLACE INTO alias VALUES (?, ?)", [(a, info.key) for a in info.aliases]

@@ -224,8 +224,9 @@ def normalise_reference(ref: str) -> str:
     return "/".join(parts[-2:])
 
 
-def _code_json(code: Code) -> dict[str, str]:
-    return {"value": code.value, "scheme": code.scheme, "meaning": code.meaning}
+def _code_json(code: Code) -> str:
+    """The document's compact code form (value and scheme never hold '|': ``codes``)."""
+    return f"{code.value}|{code.scheme}|{code.meaning}"
 
 
 def _text(value: str) -> str:
