@@ -291,6 +291,7 @@ def test_partial_dates_round_trip_through_a_record() -> None:
             "medication": [{"code": "2|SCT|y", "start": "201903", "end": "2019"}],
         },
     }
+    assert not list(PATIENT_VALIDATOR.iter_errors(value))
     record = parse_patient(value)
     assert [(f.start, f.end) for f in record.facts] == [("201903", "2019"), ("2019", "201904")]
     assert parse_patient(document.record_to_json(record)) == record
