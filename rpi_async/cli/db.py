@@ -343,5 +343,9 @@ def import_fhir(
         raise fail(
             f"{path}: {exc}; {summary.patients} patients were updated before the failure"
         ) from None
+    except BaseException:
+        if not existed:
+            _remove_new_database(path)
+        raise
     seconds = time.perf_counter() - started
     typer.echo(f"imported {summary.describe()} into {path} in {seconds:.1f} s")

@@ -137,7 +137,6 @@ def test_queries_during_live_updates(tmp_path: Path, engine: str) -> None:
                 answered[worker] += 1
                 progress.notify_all()
 
-    target = 0
     workers = [threading.Thread(target=query, args=(w,)) for w in range(QUERY_THREADS)]
     try:
         for worker in workers:

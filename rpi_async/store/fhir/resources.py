@@ -310,6 +310,7 @@ class Translator:
 
     def _checked(self, section: Section, fact: dict[str, Any], when: str) -> FactEntry:
         """Validate a fact as a document fact would be (dates, lengths, units)."""
+        fact = {k: v for k, v in fact.items() if v is not None}  # stored as JSON: no nulls
         try:
             kw, _ = encoded_fact(section, fact)
         except DocumentError as exc:
