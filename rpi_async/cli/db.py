@@ -289,3 +289,91 @@ def validate(
     except RpiError as exc:
         raise fail(str(exc).removesuffix("; nothing was imported")) from None
     typer.echo(f"{file}: {patients} patients, {facts} facts: valid")
+
+
+def _pairs(
+    values: list[str], option: str, parse: Callable[[str], tuple[str, str]]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        try:
+            key, mapped = parse(value)
+        except ValueError as exc:
+            raise fail(f"{option}: {exc}") from None
+        out[key] = mapped
+    return out
+
+
+def _issuer_pair(text: str) -> tuple[str, str]:
+    system, sep, issuer = text.rpartition("=")
+    if not sep or not system or not issuer.strip():
+        raise ValueError(f"{text!r} is not SYSTEM=ISSUER")
+    if len(issuer) > 64 or "\\" in issuer or not issuer.isprintable():
+        raise ValueError(f"{issuer!r} is not an Issuer of Patient ID (LO, 1-64 characters)")
+    return system, issuer.strip()
+
+
+@db_app.command("import-fhir")
+def import_fhir(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="FHIR R4 Bundles (.json), NDJSON files, Bulk Data directories."),
+    ],
+    db: DbOption = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the database if it does not exist.")
+    ] = False,
+    issuer_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--issuer-map",
+            metavar="SYSTEM=ISSUER",
+            help="Patient.identifier system that is the Patient ID, and its Issuer of "
+            "Patient ID (repeatable, in order of preference).",
+        ),
+    ] = None,
+    code_system: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--code-system",
+            metavar="URI=DESIGNATOR",
+            help="A code system's DICOM Coding Scheme Designator, beyond the built-in table.",
+        ),
+    ] = None,
+) -> None:
+    """Import FHIR R4 resources; each patient is updated in its own transaction.
+
+    Safe while the database is being served. Invalid input writes nothing (see
+    docs/fhir-import.md).
+    """
+    from rpi_async.store.fhir import codes, load
+
+    path = _db_path(db)
+    issuers = _pairs(issuer_map or [], "--issuer-map", _issuer_pair)
+    systems = _pairs(code_system or [], "--code-system", codes.parse_code_system)
+    existed = path.exists()
+    if not existed and not create:
+        raise fail(f"database {path} does not exist (add --create to make a new one)")
+    if not existed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary = load.FhirSummary()
+    try:
+        with _writer(path, create=create) as conn, _progress("importing", counts=True) as bar:
+            summary = load.import_fhir(
+                conn, paths, issuer_map=issuers, code_systems=systems, progress=bar
+            )
+    except RpiError as exc:
+        if not existed:
+            _remove_new_database(path)
+        raise fail(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise fail(
+            f"{path}: {exc}; {summary.patients} patients were updated before the failure"
+        ) from None
+    except BaseException:
+        if not existed:
+            _remove_new_database(path)
+        raise
+    seconds = time.perf_counter() - started
+    typer.echo(f"imported {summary.describe()} into {path} in {seconds:.1f} s")

@@ -33,8 +33,8 @@ Where the record's facts go (``store.model.Fact``; "filter" means only facts who
   PROBLEM          9000 TID 9004 filter CID 6055; 9007 all     code, start = onset, end =
                                                                resolution, laterality,
                                                                site, text = comment
-  RISK_FACTOR      9000 TID 9005 filter CID 6081; 9007 all     code, modifier = family
-                   (CID 6087 documented, not filtering);       member (INFERRED FROM),
+  RISK_FACTOR      9000 TID 9005 filter CID 6081; 9007 filter  code, modifier = family
+                   CID 6087;                                   member (INFERRED FROM),
                    3802 problem list: concern, filter 3756     number = age at occurrence,
                                                                text = comment; 3802: start
                                                                = noted, end = resolved
@@ -51,6 +51,13 @@ Where the record's facts go (``store.model.Fact``; "filter" means only facts who
   FAMILY_HISTORY   3802 History of family member diseases      code, modifier = relationship
                                                                (CID 7451)
   DEVICE           3802 History of medical device use          code, start, end, text
+
+Laterality (PROCEDURE, PROBLEM, and the route of a medication) is rendered in the row's
+group: TID 9007 and TID 9002 as CID 244 (``Fact.general_laterality``: Right breast ->
+Right), TID 9000 as CID 6022 (``Fact.breast_laterality``: Right -> Right breast). NUM values
+are stored in their row's units (``store.units``); Subject Age is in years, months or days
+(``sr.age``, CID 7456). A sub-template used as the root renders its mandatory row 2 as
+(260413007, SCT, "None") when the record has nothing for it (``Row.when_empty``).
 
 A value set that does not filter documents the standard's constraint only. Rows whose
 content could not be confirmed against the current PS3.16 say so in their ``unconfirmed``

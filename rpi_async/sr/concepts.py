@@ -23,6 +23,8 @@ SUBJECT_AGE = Code("121033", "DCM", "Subject Age")
 # --- units (UCUM) ----------------------------------------------------------------------
 YEARS = Code("a", "UCUM", "year")
 WEEKS = Code("wk", "UCUM", "week")
+MONTHS = Code("mo", "UCUM", "month")
+DAYS = Code("d", "UCUM", "day")
 NO_UNITS = Code("1", "UCUM", "no units")
 MG_PER_DL = Code("mg/dL", "UCUM", "mg/dL")
 

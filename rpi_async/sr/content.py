@@ -12,7 +12,8 @@ the value comes from) is the row's ``source``:
 - ``AttributeOf(section, concept)``: the fact that records ``concept`` in an attribute
   section (gynecological history, social history, laboratory values). It becomes the
   context of the row's children. ``concept`` defaults to the row's own concept name.
-- ``SubjectAge()``: the patient's age in whole years at the observation date.
+- ``SubjectAge()``: the patient's age at the observation date, in whole years, or for a
+  child under one year in months, or under one month in days (units of CID 7456).
 - ``Constant(code)``: a fixed coded value (the language of the content).
 - ``None``: containers (their content comes from their children), or rows this
   implementation keeps for the record but has no data for (they never render).
@@ -82,7 +83,9 @@ class FactValue(enum.StrEnum):
     """The fields of ``store.model.Fact`` a row can take its value from."""
 
     CODE = "code"
-    LATERALITY = "laterality"
+    LATERALITY = "laterality"  # as recorded
+    GENERAL_LATERALITY = "general_laterality"  # as CID 244 (Right, Left, Bilateral)
+    BREAST_LATERALITY = "breast_laterality"  # as CID 6022 (Right breast, ...)
     SITE = "site"
     MODIFIER = "modifier"
     RESULT = "result"
@@ -146,7 +149,8 @@ class AttributeOf:
 
 @dataclass(frozen=True, slots=True)
 class SubjectAge:
-    """Age in whole years at the observation date, from the patient's birth date."""
+    """Age at the observation date from the birth date: years, months under one year,
+    days under one month (CID 7456)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,9 @@ class Row:
     value_set: ValueSet | None = None
     units: Code | None = None  # NUM: units used when the fact carries none
     children: tuple[Row, ...] = ()
+    # A mandatory 1-n row's value for a record with no fact to render (then one item,
+    # without children): how a sub-template used as the root keeps its mandatory row.
+    when_empty: Code | None = None
     origin: str = ""  # where the row comes from, e.g. "TID 9003 row 2"
     unconfirmed: str = ""  # what could not be confirmed against the current standard
 
@@ -188,6 +195,10 @@ class Row:
             raise ValueError(f"{self.concept}: NUM rows need default units")
         if isinstance(self.source, Constant) and self.value_type is not ValueType.CODE:
             raise ValueError(f"{self.concept}: constants are coded values")
+        if self.when_empty is not None and not (
+            many and self.requirement.mandatory and self.value_type is ValueType.CODE
+        ):
+            raise ValueError(f"{self.concept}: only mandatory 1-n CODE rows take when_empty")
 
     def walk(self) -> list[Row]:
         """This row and all rows below it, depth first."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from rpi_async.dicom.codes import Code
 from rpi_async.dicom.uids import SopClass
 from rpi_async.sr import concepts as c
-from rpi_async.sr.content import Requirement, Row, Template
+from rpi_async.sr.content import EachFact, Requirement, Row, Template
 from rpi_async.sr.render import MAPPING_RESOURCE
 from rpi_async.sr.tid900x import (
     gynecological_history,
@@ -30,20 +31,34 @@ from rpi_async.sr.tid3802 import TID_3802
 from rpi_async.sr.tid9000 import TID_9000
 from rpi_async.sr.tid9007 import TID_9007
 
+# The value of a sub-template's mandatory row 2 (TID 9003, 9004, 9005) when the patient
+# has no fact for it: SNOMED CT "None" (also a member of CID 606 and others).
+NONE = Code("260413007", "SCT", "None")
+
 
 def _as_root(tid: str, name: str, container: Row) -> Template:
-    """A sub-template requested as the root: mandatory, language item first."""
+    """A sub-template requested as the root: mandatory, language item first, and its
+    mandatory 1-n rows rendered as "None" for a patient with nothing to list."""
+    children = tuple(
+        replace(row, when_empty=NONE)
+        if isinstance(row.source, EachFact) and row.requirement.mandatory
+        else row
+        for row in container.children
+    )
     root = replace(
         container,
         relationship=None,
         requirement=Requirement.MANDATORY,
-        children=(language_of_content(), *container.children),
+        children=(language_of_content(), *children),
     )
     return Template(
         tid=tid,
         name=name,
         root=root,
-        notes=(f"TID {tid} as a root template: TID 1204 language item added first.",),
+        notes=(
+            f"TID {tid} as a root template: TID 1204 language item added first; a "
+            "mandatory list row without facts is rendered once as (260413007, SCT, 'None').",
+        ),
     )
 
 

@@ -35,6 +35,7 @@ from pydicom.valuerep import DSfloat, format_number_as_ds
 
 from rpi_async.dicom.codes import Code
 from rpi_async.sr import concepts, wire
+from rpi_async.sr.age import subject_age
 from rpi_async.sr.content import (
     AttributeOf,
     Constant,
@@ -319,24 +320,17 @@ class Context:
     __slots__ = ("age", "ascii_only", "code_info", "make", "record")
 
     def __init__(
-        self, record: Record, age: int | None, make: MakeItem, code_info: Callable[[Code], CodeInfo]
+        self,
+        record: Record,
+        age: tuple[float, Code] | None,
+        make: MakeItem,
+        code_info: Callable[[Code], CodeInfo],
     ) -> None:
         self.record = record
         self.age = age
         self.make = make
         self.code_info = code_info
         self.ascii_only = True
-
-
-def _age_in_years(birth_date: str, on: datetime.date) -> int | None:
-    if len(birth_date) != 8 or not birth_date.isdigit():
-        return None
-    try:
-        born = datetime.date(int(birth_date[:4]), int(birth_date[4:6]), int(birth_date[6:]))
-    except ValueError:
-        return None
-    years = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-    return years if years >= 0 else None
 
 
 def numeric_text(number: float) -> str:
@@ -351,7 +345,7 @@ def _value(node: Node, fact: AnyFact | None, ctx: Context) -> Any:
     """The row's value in context, or None when the record has none."""
     kind = node.kind
     if kind == _AGE:
-        return None if ctx.age is None else (float(ctx.age), None)
+        return ctx.age
     if kind == _CONSTANT:
         return node.constant
     if fact is None or kind == _NONE:
@@ -372,6 +366,7 @@ def emit(node: Node, fact: AnyFact | None, ctx: Context, out: list[Any]) -> None
     if kind == _EACH:
         allowed = node.allowed
         assert node.section is not None
+        empty = True
         for each in ctx.record.section(node.section):
             if allowed is not None and (
                 each.code is None or ctx.code_info(each.code)[3] not in allowed
@@ -380,6 +375,9 @@ def emit(node: Node, fact: AnyFact | None, ctx: Context, out: list[Any]) -> None
             item = _item(node, each, _value(node, each, ctx), ctx)
             if item is not None:
                 out.append(item)
+                empty = False
+        if empty and node.row.when_empty is not None:
+            out.append(_finish(node, node.row.when_empty, [], ctx))
         return
     if kind == _ATTRIBUTE:
         assert node.section is not None
@@ -500,7 +498,7 @@ def content(
     record: Record, root: Node, moment: datetime.datetime, make: MakeItem, cache: RenderCache
 ) -> tuple[Context, list[Any]]:
     """Walk the compiled template ``root`` for ``record``: the context and its content items."""
-    ctx = Context(record, _age_in_years(record.birth_date, moment.date()), make, cache.code_info)
+    ctx = Context(record, subject_age(record.birth_date, moment.date()), make, cache.code_info)
     items: list[Any] = []
     for child in root.children:
         emit(child, None, ctx, items)

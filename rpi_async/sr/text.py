@@ -39,6 +39,8 @@ def _meaning(item: Dataset | None) -> str:
 def _date(value: str) -> str:
     if len(value) >= 8 and value[:8].isdigit():
         return f"{value[:4]}-{value[4:6]}-{value[6:8]}"
+    if len(value) >= 6 and value[:6].isdigit():  # a partial DT: year and month
+        return f"{value[:4]}-{value[4:6]}{value[6:]}"
     return value
 
 

@@ -9,7 +9,7 @@ value sets document the constraint without filtering.
 from __future__ import annotations
 
 from rpi_async.sr import concepts as c
-from rpi_async.sr.content import Requirement, Row, Template, ValueSet, ValueType
+from rpi_async.sr.content import FactValue, Requirement, Row, Template, ValueSet, ValueType
 from rpi_async.sr.tid900x import (
     gynecological_history,
     indicated_problems,
@@ -47,10 +47,15 @@ TID_9000 = Template(
                 procedures=ValueSet(cid=6083),
                 modifiers=_documented(6058),
                 laterality=_documented(6022),
+                side=FactValue.BREAST_LATERALITY,
                 results=_documented(6063),
                 complications=_documented(6062),
             ),
-            indicated_problems(problems=ValueSet(cid=6055), laterality=_documented(6022)),
+            indicated_problems(
+                problems=ValueSet(cid=6055),
+                laterality=_documented(6022),
+                side=FactValue.BREAST_LATERALITY,
+            ),
             risk_factors(risks=ValueSet(cid=6081), family_members=_documented(7451)),
         ),
         origin="TID 9000 row 1",

@@ -1,8 +1,11 @@
 """TID 9007 General Relevant Patient Information (PS3.16), the General RPI Query default.
 
-Every value set of this template documents the standard's constraint but does not filter:
+The value sets of this template document the standard's constraint without filtering:
 the general template shows all facts of the sections it covers (medications, substances,
-environmental exposures, procedures, problems, risk factors), whatever their codes.
+environmental exposures, procedures, problems), whatever their codes. Two exceptions:
+risk factors are those of CID 6087 only (the section also holds the breast and cardiac
+risk factors of CID 6081 and 3756), and laterality is shown as CID 244 (a breast side of
+CID 6022 as Right, Left or Bilateral).
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ TID_9007 = Template(
             ),
             previous_procedures(laterality=_documented(244)),
             indicated_problems(laterality=_documented(244)),
-            risk_factors(risks=_documented(6087), family_members=_documented(7451)),
+            # Only risk factors of CID 6087: the section also holds breast (CID 6081) and
+            # cardiac (CID 3756) risk factors that other templates show.
+            risk_factors(risks=ValueSet(cid=6087), family_members=_documented(7451)),
             replace(
                 gynecological_history(),
                 origin="TID 9007 rows 10-13: TID 9001",

@@ -265,7 +265,7 @@ def medication_substance_exposure(
                                 HAS_CONCEPT_MOD,
                                 ValueType.CODE,
                                 c.LATERALITY,
-                                source=FactField(FactValue.LATERALITY),
+                                source=FactField(FactValue.GENERAL_LATERALITY),
                                 value_set=ValueSet(cid=244, filter=False),
                             ),
                         ),
@@ -289,8 +289,13 @@ def previous_procedures(
     results: ValueSet | None = None,
     complications: ValueSet | None = None,
     requirement: Requirement = U,
+    side: FactValue = FactValue.GENERAL_LATERALITY,
 ) -> Row:
-    """TID 9003 Previous Procedures: the facts of the PROCEDURE section."""
+    """TID 9003 Previous Procedures: the facts of the PROCEDURE section.
+
+    ``side`` is the fact's laterality in the group of ``laterality`` (CID 244, or CID
+    6022 for breast imaging).
+    """
     return Row(
         CONTAINS,
         ValueType.CONTAINER,
@@ -318,7 +323,7 @@ def previous_procedures(
                         HAS_PROPERTIES,
                         ValueType.CODE,
                         c.LATERALITY,
-                        source=FactField(FactValue.LATERALITY),
+                        source=FactField(side),
                         value_set=laterality,
                         origin="TID 9003 laterality (PS3.17 EE: HAS PROPERTIES)",
                     ),
@@ -365,8 +370,10 @@ def indicated_problems(
     problems: ValueSet | None = None,
     laterality: ValueSet | None = None,
     requirement: Requirement = U,
+    side: FactValue = FactValue.GENERAL_LATERALITY,
 ) -> Row:
-    """TID 9004 Indicated Problems: the facts of the PROBLEM section."""
+    """TID 9004 Indicated Problems: the facts of the PROBLEM section (``side`` as in
+    ``previous_procedures``)."""
     return Row(
         CONTAINS,
         ValueType.CONTAINER,
@@ -399,7 +406,7 @@ def indicated_problems(
                         HAS_CONCEPT_MOD,
                         ValueType.CODE,
                         c.LATERALITY,
-                        source=FactField(FactValue.LATERALITY),
+                        source=FactField(side),
                         value_set=laterality,
                         origin="TID 9004 laterality",
                         unconfirmed="relationship type of the laterality row",

@@ -38,7 +38,14 @@ from typing import Any, NamedTuple, cast
 import orjson
 
 from rpi_async.dicom.codes import Code
-from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
+from rpi_async.store.model import (
+    Fact,
+    OtherPatientId,
+    PatientRecord,
+    Section,
+    breast_laterality,
+    general_laterality,
+)
 
 DOC_FORMAT = 1
 EMPTY_DOC = f'[{DOC_FORMAT},[],"",[]]'
@@ -87,6 +94,14 @@ class CompactFact(NamedTuple):
 
     def to_fact(self) -> Fact:
         return Fact(*self)
+
+    @property
+    def general_laterality(self) -> Code | None:
+        return general_laterality(self.laterality)
+
+    @property
+    def breast_laterality(self) -> Code | None:
+        return breast_laterality(self.laterality)
 
 
 class CompactPatient:

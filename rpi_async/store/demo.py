@@ -140,9 +140,7 @@ class Vocabulary:
         self.hdl, self.ldl = _code(d.HDL_CHOLESTEROL), _code(d.LDL_CHOLESTEROL)
         self.mg_per_dl = _code(d.MG_PER_DL)
         self.family_diseases = tuple(_code(t) for t in d.FAMILY_DISEASES)
-        self.devices = context_group(d.CID_IMPLANTED_DEVICE) + tuple(
-            _code(t) for t in d.EXTRA_DEVICES
-        )
+        self.devices = context_group(d.CID_IMPLANTED_DEVICE)
         self.years, self.no_units = _code(d.YEARS), _code(d.NO_UNITS)
         self.menarche = _code(d.AGE_AT_MENARCHE)
         self.first_pregnancy = _code(d.AGE_AT_FIRST_FULL_TERM_PREGNANCY)

@@ -280,11 +280,6 @@ FAMILY_DISEASES: tuple[Triple, ...] = (
     ("408643008", SCT, "Infiltrating ductal carcinoma of breast"),
 )
 
-EXTRA_DEVICES: tuple[Triple, ...] = (
-    ("65818007", SCT, "Stent"),
-    ("398013009", SCT, "Implantable venous access port"),
-)
-
 # TID 9001 gynecological history concepts and units
 YEARS: Triple = ("a", UCUM, "year")
 NO_UNITS: Triple = ("1", UCUM, "no units")

@@ -24,6 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from rpi_async.dicom.codes import Code
+from rpi_async.store import units
 from rpi_async.store.model import ATTRIBUTE_SECTIONS, Fact, OtherPatientId, PatientRecord, Section
 from rpi_async.store.writer import (
     CODE_FIELDS,
@@ -52,16 +53,19 @@ SECTION_NAMES = frozenset(s.value for s in Section)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DA = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+# DICOM DT (PS3.5 Table 6.2-1) may stop after the year or the month: YYYY, YYYYMM.
 _DICOM_DT = re.compile(
-    r"(?P<y>\d{4})(?P<mo>\d{2})(?P<d>\d{2})"
-    r"(?:(?P<h>\d{2})(?:(?P<mi>\d{2})(?:(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?)?)?)?"
+    r"(?P<y>\d{4})(?:(?P<mo>\d{2})(?:(?P<d>\d{2})"
+    r"(?:(?P<h>\d{2})(?:(?P<mi>\d{2})(?:(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?)?)?)?)?)?"
     r"(?P<tz>[+-]\d{4})?"
 )
+# ISO 8601 as FHIR dateTime writes it, also partial: YYYY, YYYY-MM.
 _ISO_DT = re.compile(
-    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
-    r"(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?)?)?"
+    r"(?P<y>\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d{1,6}))?)?)?)?)?"
     r"(?P<tz>Z|[+-]\d{2}:?\d{2})?"
 )
+FULL_DATE = 8  # characters of a DT value that has a day: YYYYMMDD
 
 
 class DocumentError(ValueError):
@@ -161,8 +165,19 @@ def dicom_date(value: object, field: str) -> str:
 _DT_CACHE: dict[str, str] = {}
 
 
+def date_part(dt: str) -> str:
+    """The date digits of a DT value: YYYY, YYYYMM or YYYYMMDD."""
+    end = 0
+    while end < FULL_DATE and end < len(dt) and dt[end].isdigit():
+        end += 1
+    return dt[:end]
+
+
 def dicom_datetime(value: object, field: str) -> str:
-    """DT from DICOM DA/DT or ISO 8601, validated as a real date and time."""
+    """DT from DICOM DA/DT or ISO 8601, validated as a real date and time.
+
+    Partial dates (a year, or a year and month) stay partial: ``2019-04`` -> ``201904``.
+    """
     text = _string(value, field)
     cached = _DT_CACHE.get(text)
     if cached is not None:
@@ -176,10 +191,11 @@ def dicom_datetime(value: object, field: str) -> str:
     g = match.groupdict()
     try:
         hms = (int(g["h"] or 0), int(g["mi"] or 0), int(g["s"] or 0))
-        datetime(int(g["y"]), int(g["mo"]), int(g["d"]), *hms)
+        datetime(int(g["y"]), int(g["mo"] or 1), int(g["d"] or 1), *hms)
     except ValueError:
         raise DocumentError(field, f"{text!r} is not a valid date and time") from None
-    out = g["y"] + g["mo"] + g["d"] + (g["h"] or "") + (g["mi"] or "") + (g["s"] or "")
+    out = g["y"] + (g["mo"] or "") + (g["d"] or "")
+    out += (g["h"] or "") + (g["mi"] or "") + (g["s"] or "")
     if g["f"]:
         out += "." + g["f"]
     tz = g["tz"]
@@ -345,9 +361,37 @@ def encoded_fact(section: Section, value: object) -> tuple[dict[str, Any], Encod
             _SHAPE_PROBLEMS[(section, shape)] = problem
     if problem is not None:
         raise DocumentError(*problem)
-    if "end" in kw and "start" in kw and kw["end"][:8] < kw["start"][:8]:
-        raise DocumentError("end", f"{kw['end']} is before start {kw['start']}")
+    if "number" in kw:
+        concept = kw["concept"].key if "concept" in kw else None
+        try:
+            converted = units.normalise(section, concept, kw["number"], kw["unit"])
+        except units.UnitError as exc:
+            raise DocumentError("unit", str(exc)) from None
+        if converted is not None:
+            kw["number"], kw["unit"] = converted
+            row = _row(section, kw)
+    if "end" in kw and "start" in kw:
+        # Compare dates only, and only as far as both go: 2019 is not before 20190402.
+        end, start = date_part(kw["end"]), date_part(kw["start"])
+        n = min(len(end), len(start))
+        if end[:n] < start[:n]:
+            raise DocumentError("end", f"{kw['end']} is before start {kw['start']}")
+    if section in ATTRIBUTE_SECTIONS and "start" in kw and len(date_part(kw["start"])) < FULL_DATE:
+        raise DocumentError(
+            "start", f"{kw['start']!r} is partial: an attribute's date is a DICOM DA, a full date"
+        )
     return kw, (shape, row)
+
+
+def _row(section: Section, kw: Mapping[str, Any]) -> list[Any]:
+    """The encoded row values of fact fields ``kw`` (in their order)."""
+    row: list[Any] = [SECTION_TEXT[section]]
+    for v in kw.values():
+        if isinstance(v, Code):
+            row += (v.value, v.scheme, v.meaning)
+        else:
+            row.append(int(v) if isinstance(v, bool) else v)
+    return row
 
 
 def fact_fields(section: Section, value: object) -> dict[str, Any]:

@@ -11,7 +11,9 @@ Field use per section (every coded value is a Code triple):
                history, social history, laboratory values): e.g. (111518, DCM) age at
                first menses. None for list sections.
 - ``code``     the coded value: the medication, procedure, problem, risk factor, ...
-- ``laterality``, ``site``   laterality and finding site.
+- ``laterality``, ``site``   laterality (CID 244, or CID 6022 for breasts: templates show it
+               in the group of their row, ``general_laterality`` / ``breast_laterality``)
+               and finding site.
 - ``modifier`` a qualifier whose meaning depends on the section: procedure modifier,
                route of administration, family member with the risk factor, therapy of a
                cardiac concern, relationship of a family member, medication status.
@@ -49,6 +51,38 @@ class Section(enum.StrEnum):
     DEVICE = "device"
 
 
+# PS3.16 CID 244 Laterality and CID 6022 Side (of the breasts) name the same sides; a
+# fact's laterality may be written in either, and each template row shows its own.
+RIGHT = Code("24028007", "SCT", "Right")
+LEFT = Code("7771000", "SCT", "Left")
+BILATERAL = Code("51440002", "SCT", "Bilateral")
+UNILATERAL = Code("66459002", "SCT", "Unilateral")
+RIGHT_BREAST = Code("73056007", "SCT", "Right breast")
+LEFT_BREAST = Code("80248007", "SCT", "Left breast")
+BOTH_BREASTS = Code("63762007", "SCT", "Both breasts")
+BREAST_SIDE: dict[tuple[str, str], Code | None] = {
+    RIGHT.key: RIGHT_BREAST,
+    LEFT.key: LEFT_BREAST,
+    BILATERAL.key: BOTH_BREASTS,
+    UNILATERAL.key: None,  # no side of CID 6022 says "one of the two"
+}
+GENERAL_SIDE: dict[tuple[str, str], Code] = {
+    RIGHT_BREAST.key: RIGHT,
+    LEFT_BREAST.key: LEFT,
+    BOTH_BREASTS.key: BILATERAL,
+}
+
+
+def general_laterality(code: Code | None) -> Code | None:
+    """A laterality as CID 244 (Right, Left, Bilateral, Unilateral)."""
+    return None if code is None else GENERAL_SIDE.get(code.key, code)
+
+
+def breast_laterality(code: Code | None) -> Code | None:
+    """A laterality as CID 6022 (Right breast, Left breast, Both breasts)."""
+    return None if code is None else BREAST_SIDE.get(code.key, code)
+
+
 # Sections whose facts are attributes named by ``concept`` rather than list items.
 ATTRIBUTE_SECTIONS: frozenset[Section] = frozenset(
     {Section.GYNECOLOGICAL, Section.SOCIAL, Section.LAB}
@@ -70,6 +104,14 @@ class Fact:
     unit: Code | None = None
     text: str | None = None
     ongoing: bool | None = None
+
+    @property
+    def general_laterality(self) -> Code | None:
+        return general_laterality(self.laterality)
+
+    @property
+    def breast_laterality(self) -> Code | None:
+        return breast_laterality(self.laterality)
 
 
 @dataclass(frozen=True, slots=True)

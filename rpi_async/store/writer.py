@@ -158,6 +158,8 @@ class _Batcher:
         )
         self.conn.execute("DELETE FROM fact WHERE patient_pk = ?", (pk,))
         self.conn.execute("DELETE FROM other_patient_id WHERE patient_pk = ?", (pk,))
+        # A document replaces the patient whole: facts of earlier FHIR imports are gone.
+        self.conn.execute("DELETE FROM fhir_resource WHERE patient_pk = ?", (pk,))
 
     def flush(self) -> None:
         self.rows.write(self.conn)
@@ -324,6 +326,64 @@ def write_patients(
     if progress is not None:
         progress(count)
     return count
+
+
+@contextmanager
+def patient_transaction(conn: sqlite3.Connection) -> Iterator[str]:
+    """One patient's update while the store may be serving: its own transaction.
+
+    ``BEGIN IMMEDIATE`` (waiting up to the connection's busy timeout for another writer),
+    COMMIT with the generation bumped, or ROLLBACK on any exception. Readers in WAL mode
+    see the patient before or after, never in between. Yields the ``updated_at`` stamp.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield utc_timestamp()
+        _bump_generation(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def put_patient(
+    conn: sqlite3.Connection, record: PatientRecord, stamp: str, *, demographics: bool = True
+) -> int:
+    """Insert or replace one patient inside the caller's transaction; its primary key.
+
+    The facts (and their compact copy) are replaced whole. With ``demographics=False`` a
+    patient already stored keeps its name, birth date, sex and other patient IDs.
+    """
+    encoded = list(map(encode_fact, record.facts))
+    doc = compact.encode_encoded(encoded)
+    row = conn.execute(
+        "SELECT pk FROM patient WHERE patient_id = ? AND issuer = ?",
+        (record.patient_id, record.issuer),
+    ).fetchone()
+    rows = Rows.empty()
+    others: tuple[OtherPatientId, ...] = record.other_ids
+    if row is None:
+        pk = int(conn.execute("SELECT coalesce(max(pk), 0) + 1 FROM patient").fetchone()[0])
+        rows.add_patient(pk, record, stamp, doc)
+    else:
+        pk = int(row[0])
+        if demographics:
+            conn.execute(
+                "UPDATE patient SET name=?, birth_date=?, sex=?, version=version+1, "
+                "updated_at=?, facts_doc=? WHERE pk=?",
+                (record.name, record.birth_date, record.sex, stamp, doc, pk),
+            )
+            conn.execute("DELETE FROM other_patient_id WHERE patient_pk = ?", (pk,))
+        else:
+            conn.execute(
+                "UPDATE patient SET version=version+1, updated_at=?, facts_doc=? WHERE pk=?",
+                (stamp, doc, pk),
+            )
+            others = ()
+        conn.execute("DELETE FROM fact WHERE patient_pk = ?", (pk,))
+    rows.add_children(pk, others, encoded)
+    rows.write(conn)
+    return pk
 
 
 _DEMOGRAPHICS_UPSERT = """

@@ -56,6 +56,10 @@ def test_example_file_is_valid_for_schema_and_parser() -> None:
         ("2020-01-02 10:30:15.5", "20200102103015.5"),
         ("2020-01-02T10:30:00Z", "20200102103000+0000"),
         ("2020-01-02T10:30:00-05:00", "20200102103000-0500"),
+        ("2020", "2020"),
+        ("202001", "202001"),
+        ("2020-01", "202001"),
+        ("2020+0100", "2020+0100"),
     ],
 )
 def test_date_times_are_normalised_to_dt(text: str, expected: str) -> None:
@@ -64,7 +68,17 @@ def test_date_times_are_normalised_to_dt(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["2020-13-01", "20200230", "2020-01-02T25:00", "2020", "2020-01", "02/01/2020", "", "x"],
+    [
+        "2020-13-01",
+        "20200230",
+        "2020-01-02T25:00",
+        "2020-13",
+        "202013",
+        "20",
+        "02/01/2020",
+        "",
+        "x",
+    ],
 )
 def test_bad_date_times_are_refused(text: str) -> None:
     with pytest.raises(DocumentError, match="start"):
@@ -267,3 +281,73 @@ def test_any_clean_document_round_trips(pid: str, family: str, meaning: str, val
     record = parse_patient(doc)
     assert parse_patient(record_to_json(record)) == record
     assert not list(PATIENT_VALIDATOR.iter_errors(doc))
+
+
+def test_partial_dates_round_trip_through_a_record() -> None:
+    value = {
+        "patient_id": "P",
+        "sections": {
+            "problem": [{"code": "1|SCT|x", "start": "2019", "end": "2019-04"}],
+            "medication": [{"code": "2|SCT|y", "start": "201903", "end": "2019"}],
+        },
+    }
+    assert not list(PATIENT_VALIDATOR.iter_errors(value))
+    record = parse_patient(value)
+    assert [(f.start, f.end) for f in record.facts] == [("201903", "2019"), ("2019", "201904")]
+    assert parse_patient(document.record_to_json(record)) == record
+
+
+def test_partial_end_before_start_is_refused() -> None:
+    with pytest.raises(DocumentError, match=r"sections.problem\[0\].end: 2018 is before"):
+        parse_patient(
+            {
+                "patient_id": "P",
+                "sections": {"problem": [{"code": "1|SCT|x", "start": "2019-04", "end": "2018"}]},
+            }
+        )
+
+
+def test_an_attribute_date_must_be_full() -> None:
+    fact = {"concept": "11955-2|LN|Date of last menstrual period", "start": "2024-12"}
+    with pytest.raises(DocumentError, match="partial"):
+        parse_patient({"patient_id": "P", "sections": {"gynecological": [fact]}})
+
+
+@pytest.mark.parametrize(
+    ("section", "fact", "number", "unit"),
+    [
+        (
+            "lab",
+            {"concept": "2086-7|LN|HDL", "number": 1.2, "unit": "mmol/L|UCUM|mmol/L"},
+            46.4,
+            "mg/dL",
+        ),
+        (
+            "gynecological",
+            {"concept": "111518|DCM|Age at menarche", "number": 150, "unit": "mo|UCUM|month"},
+            12.5,
+            "a",
+        ),
+        (
+            "gynecological",
+            {"concept": "11977-6|LN|Para", "number": 2, "unit": "{1}|UCUM|x"},
+            2.0,
+            "1",
+        ),
+        ("risk_factor", {"code": "111559|DCM|x", "number": 104, "unit": "wk|UCUM|week"}, 1.99, "a"),
+    ],
+)
+def test_numbers_are_converted_to_their_rows_units(
+    section: str, fact: dict[str, object], number: float, unit: str
+) -> None:
+    record = parse_patient({"patient_id": "P", "sections": {section: [fact]}})
+    (stored,) = record.facts
+    assert stored.number == number
+    assert stored.unit is not None
+    assert stored.unit.value == unit
+
+
+def test_an_unconvertible_unit_is_refused() -> None:
+    fact = {"concept": "2089-1|LN|LDL", "number": 3, "unit": "%|UCUM|percent"}
+    with pytest.raises(DocumentError, match=r"sections.lab\[0\].unit: '%' cannot be converted"):
+        parse_patient({"patient_id": "P", "sections": {"lab": [fact]}})
