@@ -107,10 +107,30 @@ def _pynetdicom_sqlite(ws: Workspace, port: int) -> list[str]:
     return _python("benchmarks.servers.pynetdicom_sqlite_scp", *args)
 
 
-def _rpi_async(engine_args: tuple[str, ...]) -> Callable[[Workspace, int], list[str]]:
+def _pynetdicom_answer(ws: Workspace, port: int) -> list[str]:
+    args = ("--db", str(ws.db), "--port", str(port))
+    return _python("benchmarks.servers.pynetdicom_answer_scp", *args)
+
+
+# A checkout of an earlier rpi-async (``git worktree add DIR COMMIT``) to run beside this
+# one: the suite's ``rpi-async-baseline-*`` servers run its code with this environment.
+BASELINE_ENV = "RPI_ASYNC_BASELINE"
+
+
+def _rpi_async(
+    engine_args: tuple[str, ...], *, baseline: bool = False
+) -> Callable[[Workspace, int], list[str]]:
     def command(ws: Workspace, port: int) -> list[str]:
         serve = ("serve", "--db", str(ws.db), "--host", HOST, "--port", str(port))
-        return _python("rpi_async", *serve, "--max-associations", "2048", *engine_args)
+        args = (*serve, "--max-associations", "2048", *engine_args)
+        if not baseline:
+            return _python("rpi_async", *args)
+        tree = os.environ.get(BASELINE_ENV, "")
+        run = (
+            f"import sys, runpy; sys.path.insert(0, {tree!r}); "
+            "runpy.run_module('rpi_async', run_name='__main__')"
+        )
+        return [sys.executable, "-c", run, *args]
 
     return command
 
@@ -161,12 +181,28 @@ SERVERS: dict[str, ServerSpec] = {
         ready_pattern="listening on",
         note="plain pynetdicom + sqlite3, TCP_NODELAY, 2048 associations, backlog 4096",
     ),
+    "pynetdicom-answer": ServerSpec(
+        "pynetdicom-answer",
+        _pynetdicom_answer,
+        ready_pattern="listening on",
+        note="stock pynetdicom yielding one rendered TID 9007 answer (pydicom encodes it)",
+    ),
     **{
         name: ServerSpec(
             name,
             _rpi_async(args),
             ready_pattern="listening on",
             note=f"rpi-async serve {' '.join(args)}",
+        )
+        for name, args in RPI_ASYNC_ENGINES.items()
+    },
+    **{
+        f"rpi-async-baseline-{name.removeprefix('rpi-async-')}": ServerSpec(
+            f"rpi-async-baseline-{name.removeprefix('rpi-async-')}",
+            _rpi_async(args, baseline=True),
+            ready_pattern="listening on",
+            requires=(f"{os.environ.get(BASELINE_ENV) or '/nonexistent'}/rpi_async/__init__.py",),
+            note=f"the ${BASELINE_ENV} checkout: rpi-async serve {' '.join(args)}",
         )
         for name, args in RPI_ASYNC_ENGINES.items()
     },
