@@ -20,8 +20,10 @@ import contextlib
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -112,9 +114,29 @@ def _pynetdicom_answer(ws: Workspace, port: int) -> list[str]:
     return _python("benchmarks.servers.pynetdicom_answer_scp", *args)
 
 
+# The schema version the baseline checkout knows: the suite's database is copied with this
+# version for it. Valid while the later versions only add tables (3 adds the FHIR ones).
+BASELINE_SCHEMA_ENV = "RPI_BENCH_BASELINE_SCHEMA"
+
+
+def _baseline_copy(ws: Workspace) -> Path:
+    """The suite's database, with the schema version the baseline checkout reads."""
+    copy = ws.root / "baseline.sqlite3"
+    if not copy.exists():
+        shutil.copyfile(ws.db, copy)
+        conn = sqlite3.connect(copy)
+        try:
+            version = int(os.environ.get(BASELINE_SCHEMA_ENV, "2"))
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.commit()
+        finally:
+            conn.close()
+    return copy
+
+
 # A checkout of an earlier rpi-async (``git worktree add DIR COMMIT``) to run beside this
 # one: the suite's ``rpi-async-baseline-*`` servers run its code with this environment.
-BASELINE_ENV = "RPI_ASYNC_BASELINE"
+BASELINE_ENV = "RPI_BENCH_BASELINE"
 
 
 def _rpi_async(
@@ -126,6 +148,7 @@ def _rpi_async(
         if not baseline:
             return _python("rpi_async", *args)
         tree = os.environ.get(BASELINE_ENV, "")
+        args = (*serve[:2], str(_baseline_copy(ws)), *args[3:])
         run = (
             f"import sys, runpy; sys.path.insert(0, {tree!r}); "
             "runpy.run_module('rpi_async', run_name='__main__')"

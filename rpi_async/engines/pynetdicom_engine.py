@@ -45,13 +45,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from copy import deepcopy
 from typing import Any, cast
 
 import anyio.from_thread
 from pynetdicom import AE, evt
+from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND
-from pynetdicom.transport import AssociationServer, RequestHandler
+from pynetdicom.transport import AssociationServer, AssociationSocket, RequestHandler
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.quiet import silence_pynetdicom
@@ -128,6 +130,24 @@ class _PoolServer(AssociationServer):
             self.slots.release()  # wakes an acceptor waiting for a worker
 
 
+class _Association(Association):
+    """pynetdicom's acceptor association, ending without its 10 ms naps.
+
+    ``Association.kill`` waits for the DUL to reach Sta1 (the peer closing the
+    connection after our A-RELEASE-RP) by sleeping 10 ms at a time, which holds the
+    worker for most of an association's life. This waits at the DUL's own polling
+    granularity (1 ms) instead.
+    """
+
+    def kill(self) -> None:
+        self._reactor_checkpoint.set()
+        self._kill = True
+        self.is_established = False
+        self._is_paused = True
+        while self.dul.is_alive() and not self.dul.stop_dul():
+            time.sleep(self.dul._run_loop_delay)
+
+
 class _Handler(RequestHandler):
     """pynetdicom's request handler, made to create the Association without starting
     its thread: the pool thread runs it (``Association.run``)."""
@@ -136,7 +156,28 @@ class _Handler(RequestHandler):
         """Nothing: socketserver calls this on construction; ``create`` does the work."""
 
     def create(self) -> Association:
-        return self._create_association()
+        """An acceptor association for this connection, as pynetdicom's handler makes one
+        (``RequestHandler._create_association``), of class ``_Association``."""
+        server = self.server
+        assoc = _Association(self.ae, MODE_ACCEPTOR)
+        assoc._server = server
+        assoc.set_socket(AssociationSocket(assoc, client_socket=self.request))
+        acceptor = assoc.acceptor
+        acceptor.maximum_length = self.ae.maximum_pdu_size
+        acceptor.ae_title = server.ae_title
+        acceptor.address_info = self.local
+        acceptor.implementation_class_uid = self.ae.implementation_class_uid
+        acceptor.implementation_version_name = self.ae.implementation_version_name
+        acceptor.supported_contexts = deepcopy(server.contexts)
+        assoc.requestor.address_info = self.remote
+        for event, handlers in server._handlers.items():
+            if event.is_intervention:
+                if handlers:
+                    assoc.bind(event, *handlers)
+            else:
+                for handler, args in cast(list[tuple[Any, Any]], handlers):
+                    assoc.bind(event, handler, args)
+        return assoc
 
 
 class PynetdicomEngine:
