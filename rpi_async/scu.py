@@ -1,12 +1,15 @@
 """A small RPI Query and Verification SCU on pynetdicom (``rpi-async query`` / ``echo``).
 
-Every failure is an ``AssociationFailed`` whose message says what happened, because
-"it did not work" has different fixes: a host name that does not resolve, nothing
-listening (connection refused), no answer at all (timeout), a DICOM-over-TLS port
-(the peer answers our A-ASSOCIATE-RQ with TLS bytes, 0x15 alert or 0x16 handshake),
-a rejection (with its PS3.8 reason), an A-ABORT, or a connection closed without one.
-pynetdicom reports some of these only in its log, so ``_PeerWatch`` listens to its
-logger (errors only, nothing printed) and to the PDUs received while we associate.
+An AE title or port pynetdicom would refuse with a traceback is a ``BadScuArgument``,
+before any connection. Every other failure is an ``AssociationFailed`` whose message
+says what happened, because "it did not work" has different fixes: a host name that
+does not resolve, nothing listening (connection refused), no answer at all (timeout), a
+DICOM-over-TLS port, a rejection (with its PS3.8 reason), an A-ABORT, or a connection
+closed without one. pynetdicom reports some of these only in its log, so ``_PeerWatch``
+listens to its logger (errors only, nothing printed) and to the PDUs received while we
+associate. A TLS server answers our A-ASSOCIATE-RQ with a TLS record (0x15 alert, 0x16
+handshake) or, as Python's ``ssl`` does, just resets the connection; after a hang-up
+without an answer, a short second connection tries a TLS handshake to tell which.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ and no multi-line error box ever reaches an operator.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from rpi_async.errors import RpiError
 
@@ -21,6 +23,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+class PlainHelpCommand(TyperCommand):
+    """``--help`` as plain text wrapped to the terminal (80 columns at most).
+
+    For commands with many long flags: typer's rich table cuts their names short.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rich_markup_mode = None
 
 
 @app.callback()

@@ -15,7 +15,7 @@ from rpi_async.bench.display import LiveDisplay
 from rpi_async.bench.identifier import DEFAULT_TEMPLATE, PATIENT_ROOT_FIND, QueryModel
 from rpi_async.bench.mix import Mix, QueryPlan, demo_hits, read_patients_file
 from rpi_async.bench.pdu import encode_associate_rq
-from rpi_async.cli import app, fail
+from rpi_async.cli import PlainHelpCommand, app, fail
 from rpi_async.dicom.uids import SOP_CLASS_BY_NAME
 from rpi_async.errors import ConfigError, RpiError
 
@@ -29,7 +29,7 @@ def _loop_factory() -> asyncio.AbstractEventLoop:
     return loop
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def bench(
     host: Annotated[str, typer.Argument(help="Server host name or address.")],
     port: Annotated[int, typer.Argument(help="Server port.")],

@@ -1,27 +1,48 @@
-"""``rpi-async serve`` and ``rpi-async config show``: thin layers over Server and Settings."""
+"""``rpi-async serve`` and ``rpi-async config show``: thin layers over Server and Settings.
+
+The serve flags are generated from the Settings fields (``settings_options``): one flag
+per key, ``--<key-with-dashes>``, typed as the field, with the field's help text, so a
+key added to Settings has its flag without a second list to keep in step.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
-from collections.abc import Coroutine
+import socket
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast, get_origin
 
 import typer
 
-from rpi_async.cli import app, fail
+from rpi_async.cli import PlainHelpCommand, app, fail
 from rpi_async.config import Settings, load_settings
-from rpi_async.config.settings import FIELD_NAMES
+from rpi_async.config.settings import (
+    CONFIG_ENV,
+    FIELD_NAMES,
+    check_files,
+    field_aliases,
+    field_help,
+    field_type,
+)
 from rpi_async.errors import RpiError
 
 T = TypeVar("T")
+
 
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file", show_default=False)
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help=f"TOML configuration file (default: ${CONFIG_ENV}, if set)",
+        show_default=False,
+    ),
 ]
 
 
@@ -31,105 +52,81 @@ def build_settings(
     return load_settings(config_file=config, environ=os.environ, overrides=overrides)
 
 
-@app.command()
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _shown_default(name: str) -> str:
+    default = getattr(Settings(), name)
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if default in (None, "", ()):
+        return ""
+    return str(default)
+
+
+def settings_options() -> list[inspect.Parameter]:
+    """One keyword parameter per Settings field, annotated for typer; None = not given."""
+    params = []
+    for name in FIELD_NAMES:
+        base = field_type(name)
+        text = field_help(name)
+        if shown := _shown_default(name):
+            text += f"  [default: {shown}]"
+        if base is bool:
+            decls: tuple[str, ...] = (f"{_flag(name)}/--no-{_flag(name)[2:]}",)
+            annotation: Any = bool | None
+        elif get_origin(base) is tuple:
+            decls = (_flag(name), *field_aliases(name))
+            annotation = list[str] | None
+        else:
+            decls = (_flag(name), *field_aliases(name))
+            annotation = base | None
+        metavar = "<str>" if get_origin(base) is tuple else None  # not <list[str]>
+        option = typer.Option(*decls, help=text, show_default=False, metavar=metavar)
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[annotation, option],
+            )
+        )
+    return params
+
+
+def _overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """The flags given, as settings values (lists become tuples)."""
+    out: dict[str, Any] = {}
+    for name in FIELD_NAMES:
+        value = values.get(name)
+        out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
 def serve(
-    config: ConfigOpt = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite patient database")] = None,
-    demo: Annotated[
-        bool, typer.Option("--demo", help="serve a demo database, created on first use")
-    ] = False,
-    demo_patients: Annotated[
-        int, typer.Option(help="patients in the demo database when it is created")
-    ] = 2000,
-    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
-    ae_title: Annotated[str | None, typer.Option("--ae-title", help="our AE title")] = None,
-    accept_any_called_ae: Annotated[
-        bool | None,
-        typer.Option("--accept-any-called-ae/--require-called-ae", help="Called AE policy"),
-    ] = None,
-    allowed_calling_ae: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allowed-calling-ae", help="allowed calling AE title: AE or AE@CIDR (repeatable)"
-        ),
-    ] = None,
-    engine: Annotated[str | None, typer.Option(help="network engine: pynetdicom or native")] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="worker processes sharing the port (native engine)")
-    ] = None,
-    worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
-    max_associations: Annotated[int | None, typer.Option(help="concurrent associations")] = None,
-    backlog: Annotated[int | None, typer.Option(help="TCP listen backlog")] = None,
-    max_pdu_size: Annotated[int | None, typer.Option(help="maximum PDU we receive")] = None,
-    log_level: Annotated[str | None, typer.Option(help="trace|debug|info|warning|error")] = None,
-    log_format: Annotated[str | None, typer.Option(help="text|json")] = None,
-    max_associations_per_peer: Annotated[
-        int | None, typer.Option(help="concurrent associations from one IP address (0: no limit)")
-    ] = None,
-    max_in_flight: Annotated[
-        int | None, typer.Option(help="queries in progress at once; more get A700 (0: no limit)")
-    ] = None,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="serve /metrics, /healthz, /readyz on this HTTP port")
-    ] = None,
-    metrics_host: Annotated[str | None, typer.Option(help="address of the metrics port")] = None,
-    audit_file: Annotated[Path | None, typer.Option(help="append JSON audit records here")] = None,
-    audit_syslog: Annotated[
-        str | None, typer.Option(help="audit to syslog: udp://HOST:PORT, tcp://HOST:PORT, /dev/log")
-    ] = None,
-    audit_atna: Annotated[
-        bool | None,
-        typer.Option("--audit-atna/--no-audit-atna", help="DICOM audit messages to audit-syslog"),
-    ] = None,
-    audit_patient_id: Annotated[
-        str | None, typer.Option(help="patient IDs in audit records: hash or clear")
-    ] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: DICOM over TLS")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
-    tls_ca: Annotated[Path | None, typer.Option(help="PEM CAs for client certificates")] = None,
-    tls_require_client_cert: Annotated[
-        bool | None,
-        typer.Option("--tls-require-client-cert/--tls-optional-client-cert", help="mutual TLS"),
-    ] = None,
+    *,
+    config: Path | None = None,
+    demo: bool = False,
+    demo_patients: int = 2000,
+    worker: bool = False,
+    **flags: Any,
 ) -> None:
-    """Run the RPI Query SCP until SIGINT or SIGTERM."""
+    """Run the RPI Query SCP until SIGINT or SIGTERM.
+
+    Every configuration key has a flag (--KEY-WITH-DASHES); see 'rpi-async config show'.
+    """
     from rpi_async import logs
     from rpi_async.server import Server
 
-    overrides: dict[str, Any] = {
-        "db": db,
-        "host": host,
-        "port": port,
-        "ae_title": ae_title,
-        "accept_any_called_ae": accept_any_called_ae,
-        "allowed_calling_aes": tuple(allowed_calling_ae) if allowed_calling_ae else None,
-        "engine": engine,
-        "workers": workers,
-        "max_associations": max_associations,
-        "backlog": backlog,
-        "max_pdu_size": max_pdu_size,
-        "log_level": log_level,
-        "log_format": log_format,
-        "max_associations_per_peer": max_associations_per_peer,
-        "max_in_flight": max_in_flight,
-        "metrics_port": metrics_port,
-        "metrics_host": metrics_host,
-        "audit_file": audit_file,
-        "audit_syslog": audit_syslog,
-        "audit_atna": audit_atna,
-        "audit_patient_id": audit_patient_id,
-        "tls_cert": tls_cert,
-        "tls_key": tls_key,
-        "tls_ca": tls_ca,
-        "tls_require_client_cert": tls_require_client_cert,
-    }
+    settings: Settings | None = None
     try:
-        settings, _ = build_settings(config, overrides)
+        settings, _ = build_settings(config, _overrides(flags))
         if demo:
-            if db is not None:
+            if flags.get("db") is not None:
                 raise fail("--demo and --db exclude each other")
             settings = settings.replace(db=ensure_demo_db(demo_patients))
+        check_files(settings)
         logs.configure(settings.log_level, settings.log_format)
         if settings.workers > 1:
             from rpi_async.supervisor import Supervisor
@@ -144,7 +141,37 @@ def serve(
     except RpiError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
-        raise fail(f"cannot listen: {exc.strerror or exc}") from None
+        where = f" on {settings.host}:{settings.port}" if settings is not None else ""
+        raise fail(f"cannot listen{where}: {exc.strerror or exc}") from None
+
+
+_SERVE_OWN = [
+    inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
+    inspect.Parameter(
+        "demo",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool, typer.Option("--demo", help="serve a demo database, created on first use")
+        ],
+    ),
+    inspect.Parameter(
+        "demo_patients",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=2000,
+        annotation=Annotated[
+            int, typer.Option(help="patients in the demo database when it is created")
+        ],
+    ),
+    inspect.Parameter(
+        "worker",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--worker", hidden=True)],
+    ),
+]
+cast(Any, serve).__signature__ = inspect.Signature([*_SERVE_OWN, *settings_options()])
+app.command(cls=PlainHelpCommand)(serve)
 
 
 def ensure_demo_db(patients: int) -> Path:
@@ -169,7 +196,40 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
-@config_app.command("show")
+def _audit_key_path() -> str:
+    from rpi_async.ops.audit import default_key_path
+
+    return str(default_key_path())
+
+
+# What an unset key means, for ``config show``: the value the server then uses.
+_EFFECTIVE_WHEN_UNSET: dict[str, Callable[[], str]] = {
+    "db": lambda: "none: give --db or --demo",
+    "allowed_calling_aes": lambda: "anyone",
+    "metrics_port": lambda: "off",
+    "audit_file": lambda: "off",
+    "audit_syslog": lambda: "off",
+    "audit_secret_file": _audit_key_path,
+    "audit_source_id": socket.gethostname,
+    "tls_cert": lambda: "off",
+    "tls_key": lambda: "in tls_cert",
+    "tls_ca": lambda: "none",
+}
+
+
+def shown_value(settings: Settings, name: str) -> str:
+    """A setting as ``config show`` prints it: lists comma-separated, unset ones explained."""
+    value = getattr(settings, name)
+    if value in (None, "", ()) and name in _EFFECTIVE_WHEN_UNSET:
+        return _EFFECTIVE_WHEN_UNSET[name]()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+@config_app.command("show", cls=PlainHelpCommand)
 def config_show(config: ConfigOpt = None) -> None:
     """Print the effective configuration and where each value came from."""
     try:
@@ -178,7 +238,4 @@ def config_show(config: ConfigOpt = None) -> None:
         raise fail(str(exc)) from None
     width = max(len(n) for n in FIELD_NAMES)
     for name in FIELD_NAMES:
-        value = getattr(settings, name)
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        typer.echo(f"{name:<{width}}  {value!s:<24}  ({origin[name]})")
+        typer.echo(f"{name:<{width}}  {shown_value(settings, name):<24}  ({origin[name]})")
