@@ -50,12 +50,16 @@ def main() -> None:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"import failed ({result.returncode}): {result.stderr.strip()}")
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss
     report = {
         "patients": args.patients,
         "resources": sum(counts.values()),
         "export_bytes": size,
         "seconds": round(seconds, 1),
+        "cpu_user_s": round(usage.ru_utime, 1),
+        "cpu_system_s": round(usage.ru_stime, 1),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
         "resources_per_s": round(sum(counts.values()) / seconds),
         "patients_per_s": round(args.patients / seconds),
         "peak_rss_mib": round(peak_kib / 1024),

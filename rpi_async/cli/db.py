@@ -25,6 +25,7 @@ from rich.progress import (
 from rpi_async.cli import app, fail
 from rpi_async.errors import RpiError
 from rpi_async.store import bulk, demo, demo_check, dicom_import, importer, schema, writer
+from rpi_async.store.fhir import codes, load
 from rpi_async.store.paths import default_db_path
 
 db_app = typer.Typer(
@@ -346,9 +347,7 @@ def import_fhir(
     Safe while the database is being served. Invalid input writes nothing (see
     docs/fhir-import.md).
     """
-    from rpi_async.store.fhir import codes, load
-
-    path = _db_path(db)
+    path = _target_db(db, "import-fhir")
     issuers = _pairs(issuer_map or [], "--issuer-map", _issuer_pair)
     systems = _pairs(code_system or [], "--code-system", codes.parse_code_system)
     existed = path.exists()

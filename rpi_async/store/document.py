@@ -165,6 +165,10 @@ def dicom_date(value: object, field: str) -> str:
 _DT_CACHE: dict[str, str] = {}
 
 
+def _full_date(dt: str) -> bool:
+    return len(dt) >= FULL_DATE and dt[:FULL_DATE].isdigit()
+
+
 def date_part(dt: str) -> str:
     """The date digits of a DT value: YYYY, YYYYMM or YYYYMMDD."""
     end = 0
@@ -370,13 +374,14 @@ def encoded_fact(section: Section, value: object) -> tuple[dict[str, Any], Encod
         if converted is not None:
             kw["number"], kw["unit"] = converted
             row = _row(section, kw)
-    if "end" in kw and "start" in kw:
-        # Compare dates only, and only as far as both go: 2019 is not before 20190402.
+    if "end" in kw and "start" in kw and kw["end"][:FULL_DATE] < kw["start"][:FULL_DATE]:
+        # Compare dates only, and only as far as both go: 2019 is not before 20190402. (When
+        # the first 8 characters are not before, no shorter prefix is.)
         end, start = date_part(kw["end"]), date_part(kw["start"])
         n = min(len(end), len(start))
         if end[:n] < start[:n]:
             raise DocumentError("end", f"{kw['end']} is before start {kw['start']}")
-    if section in ATTRIBUTE_SECTIONS and "start" in kw and len(date_part(kw["start"])) < FULL_DATE:
+    if section in ATTRIBUTE_SECTIONS and "start" in kw and not _full_date(kw["start"]):
         raise DocumentError(
             "start", f"{kw['start']!r} is partial: an attribute's date is a DICOM DA, a full date"
         )
