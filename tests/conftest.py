@@ -19,6 +19,7 @@ from rpi_async.config.settings import ENGINES
 from rpi_async.dicom.codes import Code
 from rpi_async.server import Server
 from rpi_async.service.stats import ServerStats
+from rpi_async.sr.prerender import prerender
 from rpi_async.store.model import Fact, PatientRecord, Section
 from rpi_async.store.schema import connect_writer
 from rpi_async.store.writer import write_patients
@@ -82,9 +83,11 @@ def make_newer_schema_db(tmp_path: Path) -> Path:
 
 
 def make_db(path: Path, records: tuple[PatientRecord, ...] = SAMPLE_RECORDS) -> Path:
+    """A store holding ``records``, with their stored answers (as the ``db`` commands do)."""
     conn = connect_writer(path, create=True)
     try:
         write_patients(conn, records)
+        prerender(conn, path, workers=1)
     finally:
         conn.close()
     return path

@@ -24,6 +24,7 @@ from rich.progress import (
 
 from rpi_async.cli import app, fail
 from rpi_async.errors import RpiError
+from rpi_async.sr import prerender
 from rpi_async.store import bulk, demo, demo_check, dicom_import, importer, schema, writer
 from rpi_async.store.fhir import codes, load
 from rpi_async.store.paths import default_db_path
@@ -83,15 +84,31 @@ def _progress(label: str, *, counts: bool) -> Iterator[Callable[[int, int], None
 
 @contextmanager
 def _writer(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
-    """The store's writable connection; RpiError becomes a one-line CLI error."""
+    """The store's writable connection; RpiError becomes a one-line CLI error.
+
+    After a write that succeeded, the stored answers of the patients it changed are
+    rendered again (``store.answers``).
+    """
     try:
         conn = schema.connect_writer(path, create=create)
     except RpiError as exc:
         raise fail(str(exc)) from None
     try:
         yield conn
+        render_stored_answers(conn, path)
     finally:
         conn.close()
+
+
+def render_stored_answers(conn: sqlite3.Connection, path: Path) -> int:
+    """Render the missing or outdated stored answers, with a progress bar on stderr."""
+    started = time.perf_counter()
+    with _progress("rendering answers", counts=True) as bar:
+        count = prerender.prerender(conn, path, progress=bar)
+    if count:
+        seconds = time.perf_counter() - started
+        _stderr().print(f"stored {count} rendered answers in {seconds:.1f} s", highlight=False)
+    return count
 
 
 def _remove_new_database(path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``rpi-async db migrate``: bring a database's schema up to date.
+"""``rpi-async db migrate`` and ``db prerender``: bring a database up to date.
 
 The server opens databases read-only and never migrates them (``store.readonly``), so
 an older database is migrated here, by a command that is allowed to write.
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rpi_async.cli import fail
-from rpi_async.cli.db import db_app
+from rpi_async.cli.db import db_app, render_stored_answers
 from rpi_async.errors import RpiError
 from rpi_async.store import schema
 
@@ -37,10 +37,36 @@ def migrate(
         if before == schema.SCHEMA_VERSION:
             typer.echo(f"{db}: schema version {before}, up to date")
             return
-        schema.connect_writer(db).close()  # migrates
+        conn = schema.connect_writer(db)  # migrates
+        try:
+            render_stored_answers(conn, db)
+        finally:
+            conn.close()
         after = _version(db)
     except RpiError as exc:
         raise fail(str(exc)) from None
     except sqlite3.Error as exc:
         raise fail(f"cannot migrate {db}: {exc}") from None
     typer.echo(f"{db}: schema version {before} -> {after}")
+
+
+@db_app.command("prerender")
+def prerender_(
+    db: Annotated[Path, typer.Option("--db", help="Patient store (SQLite file).")],
+) -> None:
+    """Render every missing or outdated stored answer (after an rpi-async upgrade).
+
+    The server answers a patient without a current stored answer by rendering it live,
+    at a higher cost per query; the commands that write render them on their own.
+    """
+    try:
+        if _version(db) != schema.SCHEMA_VERSION:
+            raise fail(f"database {db} needs 'rpi-async db migrate --db {db}' first")
+        conn = schema.connect_writer(db)
+    except RpiError as exc:
+        raise fail(str(exc)) from None
+    try:
+        count = render_stored_answers(conn, db)
+    finally:
+        conn.close()
+    typer.echo(f"{db}: {count} stored answers rendered")

@@ -5,10 +5,13 @@ identifier as received, the presentation context's transfer syntax, the SOP clas
 the peer. One path serves them:
 
     engine -> RequestReader.read   Query, or a failure Answer (rules.check_request)
-           -> PatientStore         0, 1 or 2 patients (aiosqlite: the loop never waits)
+           -> PatientStore         0, 1 or 2 patients (aiosqlite: the loop never waits),
+                                   with the template's stored answer when it is current
            -> rules.after_lookup   FF00 / 0000 / C100 / FE00
            -> Renderer             the response identifier's bytes, in the request's
-                                   transfer syntax
+                                   transfer syntax: the stored answer spliced with the
+                                   query's keys, time and Subject Age, or the template
+                                   walked for the record (``store.answers``)
            -> Answer               back to the engine, which writes it
 
 Whatever goes wrong becomes a status (``rules.for_error``): ``find`` never raises but
@@ -26,13 +29,14 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 
 from rpi_async.dicom.status import FindStatus
+from rpi_async.dicom.transfer import IMPLICIT
 from rpi_async.dicom.uids import SOP_CLASS_BY_NAME
 from rpi_async.service import rules
 from rpi_async.service.monitor import NullMonitor, Peer, QueryMonitor
 from rpi_async.service.request import RequestReader
 from rpi_async.service.rules import Answer, Query
 from rpi_async.service.stats import ServerStats
-from rpi_async.sr.render_bytes import Renderer
+from rpi_async.sr.render_bytes import NeedsRecord, Renderer
 from rpi_async.store.reader import PatientStore
 
 log = logging.getLogger("rpi_async.dimse")
@@ -95,6 +99,7 @@ class QueryService:
         self.monitor: QueryMonitor = monitor if monitor is not None else NullMonitor()
         self.reader = reader if reader is not None else RequestReader()
         self.renderer = renderer if renderer is not None else Renderer()
+        self._fingerprint = self.renderer.fingerprint
         self._clock = clock if clock is not None else LocalClock()
         self.query_timeout = query_timeout
 
@@ -147,14 +152,21 @@ class QueryService:
             query.template_id,
         )
         started = time.perf_counter()
-        patients = await self.store.lookup_compact(query.patient_id, query.issuer)
+        stored = None if transfer_syntax == IMPLICIT else (query.template.tid, self._fingerprint)
+        patients = await self.store.lookup_compact(query.patient_id, query.issuer, stored)
         self.monitor.store_read(time.perf_counter() - started)
         status = rules.after_lookup(len(patients), is_cancelled())
         if status is not FindStatus.PENDING:
             return rules.lookup_answer(status, query.keys)
-        data = self.renderer.identifier_bytes(
-            patients[0], query.template, query.echo, transfer_syntax, self._clock()
-        )
+        patient, moment = patients[0], self._clock()
+        render = self.renderer.identifier_bytes
+        try:
+            data = render(
+                patient, query.template, query.echo, transfer_syntax, moment, patient.stored
+            )
+        except NeedsRecord:  # the stored answer cannot serve it: the whole record, live
+            [patient] = await self.store.lookup_compact(patient.patient_id, patient.issuer)
+            data = render(patient, query.template, query.echo, transfer_syntax, moment)
         return Answer(FindStatus.PENDING, data, keys=query.keys)
 
 

@@ -49,6 +49,7 @@ from rpi_async.sr.content import (
 )
 from rpi_async.sr.dsbuild import code_sequence, element, new_dataset, sequence_element
 from rpi_async.sr.valuesets import current, key_of, members
+from rpi_async.store.answers import StoredAnswer
 from rpi_async.store.compact import CompactFact, CompactPatient
 from rpi_async.store.model import Fact, OtherPatientId, PatientRecord, Section
 
@@ -268,7 +269,7 @@ class RenderCache:
     tuple) and hold their key object, so an id cannot be reused while its entry exists.
     """
 
-    __slots__ = ("_codes", "_datetimes", "_templates")
+    __slots__ = ("_codes", "_datetimes", "_storable", "_templates")
 
     MAX_CODES = 1 << 15
 
@@ -276,6 +277,14 @@ class RenderCache:
         self._templates: dict[int, tuple[Template, Node]] = {}
         self._codes: dict[int, CodeInfo] = {}
         self._datetimes: dict[str, str] = {}
+        self._storable: dict[int, tuple[Node, bool]] = {}
+
+    def storable(self, root: Node) -> bool:
+        """Whether ``root``'s content can be stored (``_storable``), decided once."""
+        entry = self._storable.get(id(root))
+        if entry is None or entry[0] is not root:
+            entry = self._storable[id(root)] = (root, _storable(root))
+        return entry[1]
 
     def compiled(self, template: Template) -> Node:
         """The node tree of ``template``, compiled on first use."""
@@ -309,6 +318,7 @@ class RenderCache:
         return text
 
     def clear(self) -> None:
+        self._storable.clear()
         self._templates.clear()
         self._codes.clear()
         self._datetimes.clear()
@@ -505,6 +515,58 @@ def content(
     return ctx, items
 
 
+def _storable(root: Node) -> bool:
+    """True when Subject Age, the one date-dependent row, is at most a child of the root."""
+
+    def nested_age(node: Node) -> bool:
+        return any(c.kind == _AGE or nested_age(c) for c in node.children)
+
+    return not any(nested_age(child) for child in root.children)
+
+
+def stored_content(
+    record: Record, root: Node, make: Callable[[Node, Any, list[Any]], bytes], cache: RenderCache
+) -> StoredAnswer | None:
+    """The root's content items as bytes without the Subject Age item (``store.answers``).
+
+    None when the template has a date-dependent row below the root. ``make`` must be the
+    Explicit VR byte backend; its ``wire.Fallback`` propagates.
+    """
+    if not cache.storable(root):
+        return None
+    ctx = Context(record, None, make, cache.code_info)
+    parts: list[bytes] = []
+    age_at, size = -1, 0
+    for child in root.children:
+        if child.kind == _AGE:
+            age_at = size
+            continue
+        before = len(parts)
+        emit(child, None, ctx, parts)
+        size += sum(len(p) for p in parts[before:])
+    return StoredAnswer(b"".join(parts), age_at, ctx.ascii_only)
+
+
+def _spliced(
+    record: Record,
+    root: Node,
+    moment: datetime.datetime,
+    make: MakeItem,
+    cache: RenderCache,
+    stored: StoredAnswer,
+) -> tuple[Context, list[Any]]:
+    """``content`` from a stored answer: the stored items with today's Subject Age."""
+    ctx = Context(record, subject_age(record.birth_date, moment.date()), make, cache.code_info)
+    ctx.ascii_only = stored.ascii
+    if stored.age_at < 0:
+        return ctx, [stored.content]
+    age: list[Any] = []
+    for child in root.children:
+        if child.kind == _AGE:
+            emit(child, None, ctx, age)
+    return ctx, [stored.content[: stored.age_at], *age, stored.content[stored.age_at :]]
+
+
 def dicom_datetime(moment: datetime.datetime) -> str:
     """Observation DateTime (DT): YYYYMMDDHHMMSS, plus &ZZXX when ``moment`` has a zone."""
     text = moment.strftime("%Y%m%d%H%M%S")
@@ -590,16 +652,22 @@ def assemble(
     moment: datetime.datetime,
     backend: Backend[T_co],
     cache: RenderCache,
+    stored: StoredAnswer | None = None,
 ) -> T_co:
     """The one top-level assembly of a response identifier, for any backend.
 
     The echoed request keys, the template's constant elements, Observation DateTime, the
     Content Sequence and, when any rendered text needs it, Specific Character Set, in
-    tag order as PS3.5 §7.1 requires.
+    tag order as PS3.5 §7.1 requires. The content is the template walked for the
+    record, or (Explicit VR byte backend only) the record's ``stored`` answer spliced
+    with the Subject Age of the query's date.
     """
     root = cache.compiled(template)
     constant = backend.constant(template, root)
-    ctx, items = content(record, root, moment, backend.item, cache)
+    if stored is None:
+        ctx, items = content(record, root, moment, backend.item, cache)
+    else:
+        ctx, items = _spliced(record, root, moment, backend.item, cache, stored)
     top = [(tag, backend.echo(tag, vr, value)) for tag, vr, value in echoed(record, keys, ctx)]
     top += constant
     top.append((int(OBSERVATION_DATETIME), backend.observed(cache.dicom_datetime(moment))))

@@ -22,14 +22,19 @@ overflow) raise ``wire.Fallback`` and are encoded by pydicom from the Dataset re
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import struct
+import zlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from rpi_async import __version__
 from rpi_async.dicom.codes import Code
 from rpi_async.dicom.transfer import DEFLATED, deflate, is_implicit, write_identifier
 from rpi_async.sr import wire
@@ -62,8 +67,10 @@ from rpi_async.sr.render import (
     numeric_text,
     render_identifier,
     request_keys,
+    stored_content,
 )
 from rpi_async.sr.wire import ITEM, UL
+from rpi_async.store.answers import StoredAnswer
 from rpi_async.store.model import OtherPatientId
 
 _MAX_LEAVES = 1024  # cached whole items per node and VR mode (CODE; NUM separately)
@@ -264,6 +271,52 @@ def _all_ascii(node: Node) -> bool:
     return node.wire.ascii and all(_all_ascii(child) for child in node.children)
 
 
+class NeedsRecord(Exception):
+    """A stored answer cannot serve this query: render it from the whole record."""
+
+
+STORED_TEMPLATE_IDS = ("9007", "9000", "3802")  # rendered into the dictionary and stored
+DICTIONARY_PATIENTS = 24  # demo patients whose answers make the compression dictionary
+DICTIONARY_BYTES = 32 * 1024  # zlib's window
+
+
+@functools.cache
+def answer_dictionary() -> bytes:
+    """The preset dictionary stored answers are compressed with (zlib, RFC 1950 FDICT).
+
+    The content items of a few synthetic patients in the stored templates: the constant
+    heads, concept names and common codes that every answer repeats, so that an answer
+    of some kilobytes compresses about tenfold. Deterministic for a given code version;
+    its digest is part of ``fingerprint``.
+    """
+    from rpi_async.sr.registry import TEMPLATES
+    from rpi_async.store.demo import generate
+
+    renderer = Renderer(compress=False)
+    parts = []
+    for record in generate(DICTIONARY_PATIENTS, seed=0):
+        for tid in STORED_TEMPLATE_IDS:
+            stored = renderer.stored_answer(record, TEMPLATES[tid])
+            if stored is not None:
+                parts.append(stored.content)
+    return b"".join(parts)[-DICTIONARY_BYTES:]
+
+
+@functools.cache
+def fingerprint() -> str:
+    """Identity of this renderer and its templates: stored answers of another are ignored.
+
+    A digest of the ``rpi_async.sr`` sources, the package version and the compression
+    dictionary, so that any change to a template, a value set, the encoder or the
+    dictionary makes stored answers outdated."""
+    digest = hashlib.sha256(__version__.encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    digest.update(answer_dictionary())
+    return digest.hexdigest()[:16]
+
+
 class Renderer:
     """Response identifiers straight to bytes; owns the rendering caches.
 
@@ -274,7 +327,13 @@ class Renderer:
     forgets every cached template, code and encoding.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, compress: bool = True) -> None:
+        self._compress = compress
+        self.fingerprint = fingerprint() if compress else ""
+        dictionary = answer_dictionary() if compress else b""
+        # Primed with the dictionary once; each answer works on a copy (priming costs more).
+        self._deflater = zlib.compressobj(zlib.Z_BEST_SPEED, zdict=dictionary)
+        self._inflater = zlib.decompressobj(zdict=dictionary)
         self.cache = RenderCache()
         self._encoders = (_Encoder(False), _Encoder(True))
 
@@ -285,14 +344,22 @@ class Renderer:
         keys: RequestKeys,
         transfer_syntax: str,
         observation_datetime: datetime.datetime,
+        stored: StoredAnswer | None = None,
     ) -> bytes:
         """The identifier encoded in ``transfer_syntax``: Implicit VR LE, or Explicit VR
-        LE for any other syntax, deflated for Deflated Explicit VR LE."""
+        LE for any other syntax, deflated for Deflated Explicit VR LE.
+
+        With ``stored`` (not for Implicit VR) the record's stored answer is spliced; when
+        this identifier needs pydicom after all, ``NeedsRecord`` asks for the whole record.
+        """
+        explicit = not is_implicit(transfer_syntax)
+        if stored is not None and not explicit:
+            raise NeedsRecord("stored answers are Explicit VR")
         try:
-            data = self.encode(
-                record, template, keys, not is_implicit(transfer_syntax), observation_datetime
-            )
+            data = self.encode(record, template, keys, explicit, observation_datetime, stored)
         except (wire.Fallback, UnicodeEncodeError, struct.error):
+            if stored is not None:
+                raise NeedsRecord("this identifier needs pydicom") from None
             ds = assemble(record, template, keys, observation_datetime, DATASET_BACKEND, self.cache)
             return write_identifier(ds, transfer_syntax)
         return deflate(data) if transfer_syntax == DEFLATED else data
@@ -304,10 +371,44 @@ class Renderer:
         keys: RequestKeys,
         explicit: bool,
         observation_datetime: datetime.datetime,
+        stored: StoredAnswer | None = None,
     ) -> bytes:
-        """The identifier in Implicit or Explicit VR Little Endian; may raise wire.Fallback."""
+        """The identifier in Implicit or Explicit VR Little Endian; may raise wire.Fallback.
+
+        ``stored`` (Explicit VR only): the record's stored answer for ``template``, spliced
+        instead of walking the template (the record then carries no facts)."""
         encoder = self._encoders[explicit]
-        return assemble(record, template, keys, observation_datetime, encoder, self.cache)
+        if stored is not None:
+            stored = self._inflate(stored)
+        return assemble(record, template, keys, observation_datetime, encoder, self.cache, stored)
+
+    def _inflate(self, stored: StoredAnswer) -> StoredAnswer:
+        """A stored answer's content as stored compressed, inflated."""
+        inflater = self._inflater.copy()
+        try:
+            content = inflater.decompress(stored.content) + inflater.flush()
+        except zlib.error:
+            raise wire.Fallback("stored answer does not inflate") from None
+        return StoredAnswer(content, stored.age_at, stored.ascii)
+
+    def stored_answer(self, record: Record, template: Template) -> StoredAnswer | None:
+        """What ``store.answers`` keeps for ``record`` and ``template``: its content items
+        in Explicit VR LE without Subject Age; None when they cannot be stored (a
+        date-dependent row below the root, or content only pydicom can encode)."""
+        encoder = self._encoders[True]
+        root = self.cache.compiled(template)
+        if not self.cache.storable(root):
+            return None
+        try:
+            encoder.constant(template, root)
+            stored = stored_content(record, root, encoder.item, self.cache)
+        except (wire.Fallback, UnicodeEncodeError, struct.error):
+            return None
+        if stored is None or not self._compress:
+            return stored
+        deflater = self._deflater.copy()
+        content = deflater.compress(stored.content) + deflater.flush()
+        return StoredAnswer(content, stored.age_at, stored.ascii)
 
     def identifier(
         self,

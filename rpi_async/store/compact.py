@@ -38,6 +38,7 @@ from typing import Any, NamedTuple, cast
 import orjson
 
 from rpi_async.dicom.codes import Code
+from rpi_async.store.answers import StoredAnswer
 from rpi_async.store.model import (
     Fact,
     OtherPatientId,
@@ -125,6 +126,7 @@ class CompactPatient:
         "patient_id",
         "pk",
         "sex",
+        "stored",
         "version",
     )
 
@@ -141,7 +143,9 @@ class CompactPatient:
         *,
         doc: Parsed | None = None,
         facts: Iterable[CompactFact] = (),
+        stored: StoredAnswer | None = None,
     ) -> None:
+        self.stored = stored  # the requested template's stored answer (then no facts)
         self.pk = pk
         self.patient_id = patient_id
         self.issuer = issuer

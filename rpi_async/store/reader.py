@@ -39,16 +39,21 @@ import aiosqlite
 
 from rpi_async.errors import StoreError, StoreUnavailable
 from rpi_async.store import compact, readonly, schema
+from rpi_async.store.answers import StoredAnswer
 from rpi_async.store.compact import CompactFact, CompactPatient
 from rpi_async.store.model import OtherPatientId, PatientRecord
 
 log = logging.getLogger("rpi_async.store")
 
 _LOOKUP = """
-SELECT p.pk, p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.version, p.facts_doc,
+SELECT p.pk, p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.version,
+       CASE WHEN a.content IS NULL THEN p.facts_doc END,
        (SELECT json_group_array(json_array(o.other_id, o.issuer, o.type_of_id))
-          FROM other_patient_id o WHERE o.patient_pk = p.pk)
+          FROM other_patient_id o WHERE o.patient_pk = p.pk),
+       a.content, a.age_at, a.ascii
   FROM patient p
+  LEFT JOIN answer a
+    ON a.patient_pk = p.pk AND a.template = ?3 AND a.version = p.version AND a.renderer = ?4
  WHERE p.patient_id = ?1 AND (?2 IS NULL OR p.issuer = ?2)
  LIMIT 2
 """
@@ -58,6 +63,7 @@ _FACTS = (
     + " FROM fact WHERE patient_pk = ? ORDER BY seq"
 )
 _NO_OTHER_IDS = "[]"
+_NO_ANSWER = (None, None)
 
 
 _PING = "SELECT count(*) FROM sqlite_master"
@@ -66,12 +72,15 @@ _GENERATION = "SELECT value FROM meta WHERE key='generation'"
 
 def _compact(row: Iterable[Any]) -> tuple[CompactPatient | None, tuple[Any, ...]]:
     """The patient of a lookup row, or None when its facts must come from the fact table
-    (then with the row's head, for ``_from_facts``)."""
-    pk, pid, iss, name, birth, sex, version, doc, others = row
+    (then with the row's head, for ``_from_facts``). A patient with a stored answer for
+    the requested template comes without facts: the answer is all the renderer needs."""
+    pk, pid, iss, name, birth, sex, version, doc, others, content, age_at, ascii_only = row
     other_ids: tuple[OtherPatientId, ...] = ()
     if others != _NO_OTHER_IDS:
         other_ids = tuple(OtherPatientId(*o) for o in json.loads(others))
     head = (pk, pid, iss, name, birth, sex, version, other_ids)
+    if content is not None:
+        return CompactPatient(*head, stored=StoredAnswer(content, age_at, bool(ascii_only))), head
     parsed = None if doc is None else compact.parse(doc)
     if parsed is not None:
         return CompactPatient(*head, doc=parsed), head
@@ -85,20 +94,44 @@ def _from_facts(head: tuple[Any, ...], rows: Iterable[Any]) -> CompactPatient:
 
 
 def lookup_compact_now(
-    conn: sqlite3.Connection, patient_id: str, issuer: str | None = None
+    conn: sqlite3.Connection,
+    patient_id: str,
+    issuer: str | None = None,
+    answer: tuple[str, str] | None = None,
 ) -> list[CompactPatient]:
     """The lookup itself, on the calling thread: at most two patients, in issuer order.
+
+    ``answer`` (template, renderer fingerprint): join that template's stored answer when
+    it is current (``store.answers``).
 
     (Rows come in the order of the unique index: sorting by anything else would copy
     every row, compact document included, through a temporary B-tree.)
     """
     patients: list[CompactPatient] = []
-    for row in conn.execute(_LOOKUP, (patient_id, issuer)).fetchall():
+    for row in conn.execute(_LOOKUP, (patient_id, issuer, *(answer or _NO_ANSWER))).fetchall():
         patient, head = _compact(row)
         if patient is None:
             patient = _from_facts(head, conn.execute(_FACTS, (head[0],)).fetchall())
         patients.append(patient)
     return patients
+
+
+_BY_PK = (
+    _LOOKUP.replace("WHERE p.patient_id = ?1 AND (?2 IS NULL OR p.issuer = ?2)", "WHERE p.pk = ?1")
+    .replace("?3", "NULL")
+    .replace("?4", "NULL")
+)
+
+
+def patient_by_pk(conn: sqlite3.Connection, pk: int) -> CompactPatient | None:
+    """One patient with its facts, by primary key (for rendering stored answers)."""
+    row = conn.execute(_BY_PK, (pk,)).fetchone()
+    if row is None:
+        return None
+    patient, head = _compact(row)
+    if patient is None:
+        patient = _from_facts(head, conn.execute(_FACTS, (head[0],)).fetchall())
+    return patient
 
 
 def _connect(uri: str, mmap_bytes: int) -> sqlite3.Connection:
@@ -178,20 +211,23 @@ class PatientStore:
         return tuple(self._readers)
 
     async def lookup_compact(
-        self, patient_id: str, issuer: str | None = None
+        self, patient_id: str, issuer: str | None = None, answer: tuple[str, str] | None = None
     ) -> list[CompactPatient]:
         """Patients with this ID (in this issuer's domain if given); at most two.
 
-        The query path's lookup: light records the renderer reads directly.
+        The query path's lookup: light records the renderer reads directly. With
+        ``answer`` (template, renderer fingerprint) a patient whose stored answer for that
+        template is current comes with it and without facts.
         """
         if self._closed:
             raise StoreUnavailable("patient store is closed")
         try:
             if self._inline is not None:
-                return lookup_compact_now(self._inline, patient_id, issuer)
+                return lookup_compact_now(self._inline, patient_id, issuer, answer)
+            params = (patient_id, issuer, *(answer or _NO_ANSWER))
             async with self._connection() as conn:
                 patients: list[CompactPatient] = []
-                for row in await conn.execute_fetchall(_LOOKUP, (patient_id, issuer)):
+                for row in await conn.execute_fetchall(_LOOKUP, params):
                     patient, head = _compact(row)
                     if patient is None:
                         patient = _from_facts(head, await conn.execute_fetchall(_FACTS, (head[0],)))

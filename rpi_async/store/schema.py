@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rpi_async.errors import StoreError
 from rpi_async.store import compact
+from rpi_async.store.answers import ANSWER_TABLE
 from rpi_async.store.fhir.tables import FHIR_TABLES
 
 _CODE_COLUMNS = ("concept", "code", "laterality", "site", "modifier", "result", "unit")
@@ -116,7 +117,7 @@ def fill_compact_copies(conn: sqlite3.Connection) -> int:
 Migration = str | Callable[[sqlite3.Connection], None]
 
 # Index 0 migrates an empty database to version 1, and so on.
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_compact_facts, FHIR_TABLES)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2_compact_facts, FHIR_TABLES, ANSWER_TABLE)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
