@@ -243,6 +243,8 @@ class Translator:
         self._hormones = cid_members(6080)
         self._cardiac_surgery = cid_members(3721)
         self._cardiac_tests = cid_members(3757)
+        # Which FHIR element fed each fact field of the resource being translated.
+        self._origin: dict[str, str] = {}
 
     def resource(self, value: object, full_url: str = "") -> PatientInfo | Translated | Skipped:
         """Translate one resource (FhirError if it is malformed)."""
@@ -266,7 +268,7 @@ class Translator:
         if self._void(value):
             return Skipped(f"{kind} entered in error, refuted or not done")
         key = self._key(kind, value, full_url)
-        self._origin: dict[str, str] = {}
+        self._origin = {}
         facts = getattr(self, f"_{kind}")(value)
         if isinstance(facts, Skipped):
             return facts
