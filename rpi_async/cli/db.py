@@ -240,6 +240,7 @@ def stats(
         f"issuers         {out['issuers']:,}",
         f"other IDs       {out['other_patient_ids']:,}",
         f"facts           {out['facts']:,}",
+        f"FHIR resources  {out['fhir_resources']:,}",
     ]
     lines += [
         f"  {key.removeprefix('facts.'):<18}{n:>12,}"

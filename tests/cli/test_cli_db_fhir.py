@@ -49,6 +49,9 @@ def test_bundle_and_bulk_directory_in_one_command(tmp_path: Path) -> None:
     assert ("EX-3001", "CITY_CLINIC") in _rows(db)
     assert ("MRN0000001", "SYNTHEA") in _rows(db)
     assert len(_rows(db)) == 4
+    code, out, _ = _run("stats", "--db", str(db))
+    assert code == 0
+    assert "FHIR resources  56" in out
 
 
 def test_bad_input_creates_no_database(tmp_path: Path) -> None:
