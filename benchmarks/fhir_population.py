@@ -58,6 +58,7 @@ PROCEDURES = (
     ("80146002", "Excision of appendix (procedure)", "387713003"),
     ("232717009", "Coronary artery bypass grafting (procedure)", "387713003"),
     ("47079000", "Ultrasonography of breast (procedure)", "103693007"),
+    ("40701008", "Echocardiography (procedure)", "103693007"),
 )
 MEDICATIONS = (
     ("314076", "lisinopril 10 MG Oral Tablet"),

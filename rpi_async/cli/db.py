@@ -285,6 +285,7 @@ def stats(
         f"issuers         {out['issuers']:,}",
         f"other IDs       {out['other_patient_ids']:,}",
         f"facts           {out['facts']:,}",
+        f"FHIR resources  {out['fhir_resources']:,}",
     ]
     lines += [
         f"  {key.removeprefix('facts.'):<18}{n:>12,}"
@@ -358,6 +359,14 @@ def import_fhir(
             help="A code system's DICOM Coding Scheme Designator, beyond the built-in table.",
         ),
     ] = None,
+    spool_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--spool-dir",
+            help="Directory for the temporary spool (about a quarter of the input's size). "
+            "Default: the system's temporary directory.",
+        ),
+    ] = None,
 ) -> None:
     """Import FHIR R4 resources; each patient is updated in its own transaction.
 
@@ -367,6 +376,8 @@ def import_fhir(
     path = _target_db(db, "import-fhir")
     issuers = _pairs(issuer_map or [], "--issuer-map", _issuer_pair)
     systems = _pairs(code_system or [], "--code-system", codes.parse_code_system)
+    if spool_dir is not None and not spool_dir.is_dir():
+        raise fail(f"--spool-dir: {spool_dir} is not a directory")
     existed = path.exists()
     if not existed and not create:
         raise fail(f"database {path} does not exist (add --create to make a new one)")
@@ -377,7 +388,12 @@ def import_fhir(
     try:
         with _writer(path, create=create) as conn, _progress("importing", counts=True) as bar:
             summary = load.import_fhir(
-                conn, paths, issuer_map=issuers, code_systems=systems, progress=bar
+                conn,
+                paths,
+                issuer_map=issuers,
+                code_systems=systems,
+                progress=bar,
+                spool_dir=spool_dir,
             )
     except RpiError as exc:
         if not existed:

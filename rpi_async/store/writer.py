@@ -461,6 +461,7 @@ def stats(conn: sqlite3.Connection) -> dict[str, int]:
         "issuers": conn.execute("SELECT count(DISTINCT issuer) FROM patient").fetchone()[0],
         "other_patient_ids": conn.execute("SELECT count(*) FROM other_patient_id").fetchone()[0],
         "facts": conn.execute("SELECT count(*) FROM fact").fetchone()[0],
+        "fhir_resources": conn.execute("SELECT count(*) FROM fhir_resource").fetchone()[0],
         "generation": int(
             conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
         ),

@@ -49,6 +49,22 @@ def test_bundle_and_bulk_directory_in_one_command(tmp_path: Path) -> None:
     assert ("EX-3001", "CITY_CLINIC") in _rows(db)
     assert ("MRN0000001", "SYNTHEA") in _rows(db)
     assert len(_rows(db)) == 4
+    code, out, _ = _run("stats", "--db", str(db))
+    assert code == 0
+    assert "FHIR resources  56" in out
+
+
+def test_the_spool_goes_where_asked_and_is_removed(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    db = tmp_path / "s.sqlite3"
+    bundle = str(EXAMPLES / "fhir-bundle.json")
+    args = ("--db", str(db), "--create", "--issuer-map", CLINIC)
+    code, _, err = _run("import-fhir", bundle, *args, "--spool-dir", str(spool))
+    assert code == 0, err
+    assert list(spool.iterdir()) == []
+    code, out, err = _run("import-fhir", bundle, *args, "--spool-dir", str(tmp_path / "no"))
+    assert_one_line_error(code, out, err, "--spool-dir")
 
 
 def test_bad_input_creates_no_database(tmp_path: Path) -> None:

@@ -340,11 +340,16 @@ def test_an_attribute_date_must_be_full() -> None:
 def test_numbers_are_converted_to_their_rows_units(
     section: str, fact: dict[str, object], number: float, unit: str
 ) -> None:
-    record = parse_patient({"patient_id": "P", "sections": {section: [fact]}})
+    value = {"patient_id": "P", "sections": {section: [fact]}}
+    record = parse_patient(value)
     (stored,) = record.facts
     assert stored.number == number
     assert stored.unit is not None
     assert stored.unit.value == unit
+    # The bulk path's encoded row says the same.
+    ((_, row),) = document.parse_patient_rows(value).facts
+    assert number in row
+    assert unit in row
 
 
 def test_an_unconvertible_unit_is_refused() -> None:

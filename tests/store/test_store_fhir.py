@@ -16,6 +16,7 @@ from fhir.resources.R4B.bundle import Bundle
 from benchmarks.fhir_population import bundle, write_bulk, write_bundles
 from rpi_async.dicom.codes import Code
 from rpi_async.errors import ImportFailed
+from rpi_async.sr.registry import TEMPLATES
 from rpi_async.store import schema, writer
 from rpi_async.store.fhir import codes
 from rpi_async.store.fhir.load import FhirSummary, import_fhir
@@ -265,6 +266,31 @@ def test_the_latest_observation_of_a_concept_wins(conn: sqlite3.Connection, tmp_
     import_fhir(conn, [_write(tmp_path / "b.json", path)], issuer_map=MAP)
     (lab,) = _record(conn, "M1").section(Section.LAB)
     assert lab.number == 61
+
+
+@pytest.mark.slow
+def test_a_fhir_population_renders_within_its_rows_value_sets(tmp_path: Path) -> None:
+    """The value-set check of the demo population, on FHIR-imported patients."""
+    from tests.sr.test_sr_valueset_population import _problems, _rows
+
+    write_bulk(tmp_path / "bulk", 200, seed=5)
+    connection = schema.connect_writer(tmp_path / "v.sqlite3", create=True)
+    issuers = {**CLINIC, "http://hospital.smarthealthit.org": "SYNTHEA"}
+    import_fhir(connection, [tmp_path / "bulk", BUNDLE], issuer_map=issuers)
+    records = [
+        _record(connection, pid, issuer)
+        for pid, issuer in connection.execute("SELECT patient_id, issuer FROM patient")
+    ]
+    connection.close()
+    assert len(records) == 201
+    sections = {f.section for r in records for f in r.facts}
+    assert Section.DIAGNOSTIC_TEST in sections
+    problems: list[str] = []
+    for template in TEMPLATES.values():
+        rows = _rows(template)
+        for record in records:
+            problems += _problems(record, template, rows)
+    assert problems == []
 
 
 def test_long_code_meanings_follow_one_rule() -> None:

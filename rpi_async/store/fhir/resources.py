@@ -14,8 +14,9 @@ Where each resource goes (sections of ``store.model``; PS3.16 templates in brack
 - ``Condition`` -> ``problem`` [TID 9004]; also ``cardiac_concern`` [TID 3802] when its
   code is in ``CARDIAC_CONCERNS``, and ``risk_factor`` [TID 9005, 3802] when its code is
   in CID 6087, 6081 or 3756.
-- ``Procedure`` -> ``procedure`` [TID 9003]; also ``surgical`` / ``diagnostic_test``
-  [TID 3802] when its category is SNOMED CT 387713003 / 103693007.
+- ``Procedure`` -> ``procedure`` [TID 9003]; also ``surgical`` [TID 3802] when its
+  category is SNOMED CT 387713003 (surgical procedure) or its code is in CID 3721, and
+  ``diagnostic_test`` [TID 3802] when its code is in CID 3757 (the row's value set).
 - ``MedicationStatement``, ``MedicationRequest`` -> ``medication`` [TID 9002, 3802], the
   status as CID 3773; also ``hormone`` [TID 9000] when the code is in CID 6080.
 - ``Observation`` -> the rows in ``OBSERVATIONS``: smoking status (``social``, values
@@ -112,7 +113,6 @@ CARDIAC_CONCERNS: dict[str, tuple[Code, Code | None]] = {
     "46177005": (c.HISTORY_OF_KIDNEY_DISEASE, _STAGES[5]),
 }
 SURGICAL_CATEGORY = frozenset({"387713003"})
-DIAGNOSTIC_CATEGORY = frozenset({"103693007"})
 # Smoking status values (SNOMED CT, as US Core uses them) -> CID 3724 Smoking History.
 CURRENT_SMOKER = Code("77176002", "SCT", "Current Smoker")
 SMOKING: dict[str, Code] = {
@@ -241,6 +241,10 @@ class Translator:
         self.codes = codes
         self._risks = cid_members(6087) | cid_members(6081) | cid_members(3756)
         self._hormones = cid_members(6080)
+        self._cardiac_surgery = cid_members(3721)
+        self._cardiac_tests = cid_members(3757)
+        # Which FHIR element fed each fact field of the resource being translated.
+        self._origin: dict[str, str] = {}
 
     def resource(self, value: object, full_url: str = "") -> PatientInfo | Translated | Skipped:
         """Translate one resource (FhirError if it is malformed)."""
@@ -264,7 +268,7 @@ class Translator:
         if self._void(value):
             return Skipped(f"{kind} entered in error, refuted or not done")
         key = self._key(kind, value, full_url)
-        self._origin: dict[str, str] = {}
+        self._origin = {}
         facts = getattr(self, f"_{kind}")(value)
         if isinstance(facts, Skipped):
             return facts
@@ -391,10 +395,11 @@ class Translator:
         note = self._note(value)
         out = [(Section.PROCEDURE, {**fact}, start or "")]
         brief = {"code": fact["code"], "start": start, "text": note, "result": fact.get("result")}
-        category = value.get("category")
-        if self.codes.has_code(category, SCT, SURGICAL_CATEGORY):
+        key = (code.value, code.scheme)
+        surgical = self.codes.has_code(value.get("category"), SCT, SURGICAL_CATEGORY)
+        if surgical or key in self._cardiac_surgery:
             out.append((Section.SURGICAL, brief, start or ""))
-        if self.codes.has_code(category, SCT, DIAGNOSTIC_CATEGORY):
+        if key in self._cardiac_tests:
             out.append((Section.DIAGNOSTIC_TEST, dict(brief), start or ""))
         return out
 
@@ -656,12 +661,11 @@ def _dosage(value: object) -> str:
         quantity = (rate or {}).get("doseQuantity")
         if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
             unit = quantity.get("unit") or quantity.get("code") or ""
-            parts.append(f"{quantity['value']:g} {unit}".strip())
+            parts.append(f"dose {quantity['value']:g} {unit}".strip())
     repeat = (dosage.get("timing") or {}).get("repeat") or {}
     if isinstance(repeat, dict) and repeat.get("frequency") and repeat.get("period"):
-        parts.append(
-            f"{repeat['frequency']} per {repeat['period']:g} {repeat.get('periodUnit', '')}"
-        )
+        unit = repeat.get("periodUnit", "")
+        parts.append(f"{repeat['frequency']} time(s) per {repeat['period']:g} {unit}")
     if dosage.get("asNeededBoolean") is True:
         parts.append("as needed")
     return ", ".join(p.strip() for p in parts)
