@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
+from rpi_async.capacity import automatic_max_associations
 from rpi_async.config import Settings
 from rpi_async.engines import EngineContext, create_engine
 from rpi_async.engines.base import Engine, ServiceSlot
@@ -137,6 +138,11 @@ class Server:
 
     async def start(self) -> None:
         """Open the store and start listening; returns once the port is bound."""
+        sizing = "set"
+        if self.settings.max_associations == 0:
+            limit, why = automatic_max_associations(self.settings.workers)
+            self.settings = self.settings.replace(max_associations=limit)
+            sizing = f"from {why}"
         s = self.settings
         access = AccessPolicy.from_settings(s.allowed_calling_aes, s.max_associations_per_peer)
         self.access = access
@@ -154,7 +160,7 @@ class Server:
             await self.store.close()
             raise
         log.info(
-            "%s on %s:%d as %s (engine %s%s, database %s)",
+            "%s on %s:%d as %s (engine %s%s, database %s, max_associations %d %s)",
             f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
             self.address[0] if self.address else "?",
             self.port,
@@ -162,6 +168,8 @@ class Server:
             s.engine,
             ", TLS" if ssl_context else "",
             s.db,
+            s.max_associations,
+            sizing,
         )
 
     async def _start_ops(self) -> None:

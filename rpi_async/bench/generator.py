@@ -232,11 +232,15 @@ class _Load:
         except TimeoutError:
             if stats is not None:
                 detail = f"association not finished within {config.timeout:g} s"
-                stats.failed(clock(), ErrorKind.TIMED_OUT, detail)
+                now = clock()
+                stats.failed(now, ErrorKind.TIMED_OUT, detail)
+                stats.association.record(now - start)  # in the latency figures, as it waited
         except asyncio.CancelledError:
             self.forced += 1
             if stats is not None:
-                stats.failed(clock(), ErrorKind.TIMED_OUT, "still running at the deadline")
+                now = clock()
+                stats.failed(now, ErrorKind.TIMED_OUT, "still running at the deadline")
+                stats.association.record(now - start)
             raise
         finally:
             self.in_flight -= 1
@@ -274,6 +278,8 @@ class _Load:
 
     async def capped(self, due: float, measured: bool) -> None:
         async with self.cap:
+            if measured:
+                self.stats.schedule_lag(clock() - due)
             await self.association(due, measured)
 
 

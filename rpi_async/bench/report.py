@@ -14,6 +14,7 @@ from rich.table import Table
 from rpi_async import __version__
 from rpi_async.bench.generator import BenchResult
 from rpi_async.bench.mix import QueryPlan
+from rpi_async.bench.stats import LATE_SHARE, LATE_START
 from rpi_async.dicom.status import FindStatus
 from rpi_async.errors import ConfigError
 
@@ -58,6 +59,21 @@ def _status_name(code: str) -> str:
         return f"{code} {FindStatus(number).name.lower().replace('_', ' ')}"
     except ValueError:
         return code
+
+
+def schedule_warning(data: dict[str, Any]) -> str | None:
+    """Open loop: a warning when the generator fell behind its schedule, else None."""
+    schedule = data.get("schedule") or {}
+    started = data["associations"]["started"]
+    late = int(schedule.get("late_starts", 0))
+    if data["mode"] != "open-loop" or not started or late <= started * LATE_SHARE:
+        return None
+    return (
+        f"warning: the generator fell behind its schedule: {late:,} of {started:,} "
+        f"associations started {LATE_START * 1000:g} ms or more late (at most "
+        f"{schedule['max_lag_ms']:,.0f} ms): the rate measured is not the rate asked for; "
+        "raise --concurrency or lower --rate"
+    )
 
 
 def render(data: dict[str, Any], console: Console) -> None:

@@ -24,6 +24,8 @@ LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 SIGNIFICANT_DIGITS = 3
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9)
+LATE_START = 0.010  # open loop: a start this late means the generator fell behind
+LATE_SHARE = 0.01  # more late starts than this share of the measured ones: a warning
 MAX_DETAILS = 20  # distinct error texts kept per run
 
 
@@ -92,6 +94,14 @@ class RunStats:
     error_details: Counter[str] = field(default_factory=Counter)
     seconds: list[Second] = field(default_factory=list)
     last_event: float = 0.0
+    late_starts: int = 0  # open loop: associations started LATE_START s or more after due
+    max_lag: float = 0.0
+
+    def schedule_lag(self, lag: float) -> None:
+        """Open loop: an association started ``lag`` seconds after it was due."""
+        if lag >= LATE_START:
+            self.late_starts += 1
+        self.max_lag = max(self.max_lag, lag)
 
     def _second(self, now: float) -> Second:
         index = max(int(now - self.origin), 0)
@@ -156,6 +166,7 @@ class RunStats:
                 for kind, counts in self.statuses_by_kind.items()
             },
             "errors": {kind.value: self.errors.get(kind, 0) for kind in ErrorKind},
+            "schedule": {"late_starts": self.late_starts, "max_lag_ms": self.max_lag * 1000.0},
             "error_details": dict(self.error_details.most_common()),
             "per_second": [
                 {"t": i, "associations": s.associations, "queries": s.queries, "errors": s.errors}

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rpi_async.bench import generator, report
+from rpi_async.bench import generator, report, thresholds
 from rpi_async.bench.display import LiveDisplay
 from rpi_async.bench.identifier import DEFAULT_TEMPLATE, PATIENT_ROOT_FIND, QueryModel
 from rpi_async.bench.mix import Mix, QueryPlan, demo_hits, read_patients_file
@@ -90,11 +90,26 @@ def bench(
     progress: Annotated[
         bool, typer.Option(help="Live progress (only when stdout is a terminal).")
     ] = True,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Pass/fail criterion, repeatable: p99<500ms, p99.9<=2s, query_p50<20, "
+            "rate>=800 (exit 1 when missed)."
+        ),
+    ] = None,
+    max_errors: Annotated[
+        int, typer.Option(min=0, help="Failed associations allowed before exit 1.")
+    ] = 0,
 ) -> None:
-    """Load-test a DICOM RPI Query SCP: associations/s, latency percentiles, errors."""
+    """Load-test a DICOM RPI Query SCP: associations/s, latency percentiles, errors.
+
+    Exit status: 0 when the run passed, 1 when more associations failed than
+    --max-errors or a --threshold was missed, 2 on usage or connection errors.
+    """
     if duration is None and count is None:
         duration = 10.0
     try:
+        criteria = [thresholds.parse(text) for text in threshold or []]
         config = generator.BenchConfig(
             host=host,
             port=port,
@@ -137,6 +152,14 @@ def bench(
             report.write_json(data, json_path)
         except RpiError as exc:
             raise fail(str(exc)) from None
+    warning = report.schedule_warning(data)
+    if warning is not None:
+        typer.echo(warning, err=True)
+    failures = thresholds.verdict(data, criteria, max_errors)
+    for failure in failures:
+        typer.echo(f"rpi-async bench: failed: {failure}", err=True)
+    if failures:
+        raise typer.Exit(1)
 
 
 def build_plan(

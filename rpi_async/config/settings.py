@@ -31,7 +31,7 @@ from rpi_async.ops.syslog import parse_syslog_target
 
 ENV_PREFIX = "RPI_ASYNC_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"  # names the TOML file; not a setting itself
-ENGINES = ("pynetdicom", "native")
+ENGINES = ("native", "pynetdicom")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 AUDIT_PATIENT_ID_MODES = ("hash", "clear")
 _AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, no control
@@ -69,7 +69,7 @@ class Settings:
     max_associations_per_peer: int = field(
         default=0, metadata=_doc("concurrent associations from one IP address (0: no limit)")
     )
-    engine: str = field(default="pynetdicom", metadata=_doc("network engine: pynetdicom or native"))
+    engine: str = field(default="native", metadata=_doc("network engine: native or pynetdicom"))
     workers: int = field(
         default=1, metadata=_doc("worker processes sharing the port (native engine)")
     )
@@ -83,7 +83,11 @@ class Settings:
         default=False, metadata=_doc("set SO_REUSEPORT so several processes share the port")
     )
     max_associations: int = field(
-        default=64, metadata=_doc("concurrent associations; beyond it A-ASSOCIATE-RJ")
+        default=0,
+        metadata=_doc(
+            "concurrent associations; beyond it A-ASSOCIATE-RJ (0: sized from the"
+            " file-descriptor limit and memory)"
+        ),
     )
     backlog: int = field(default=1024, metadata=_doc("TCP listen backlog"))
     max_pdu_size: int = field(default=65536, metadata=_doc("maximum PDU length we receive"))
@@ -174,8 +178,8 @@ class Settings:
             raise bad("workers", "several workers need the native engine (--engine native)")
         if self.pynetdicom_workers < 1:
             raise bad("pynetdicom_workers", "must be at least 1")
-        if self.max_associations < 1:
-            raise bad("max_associations", "must be at least 1")
+        if self.max_associations < 0:
+            raise bad("max_associations", "must be 0 (sized automatically) or more")
         if self.backlog < 1:
             raise bad("backlog", "must be at least 1")
         if self.max_pdu_size != 0 and self.max_pdu_size < 4096:

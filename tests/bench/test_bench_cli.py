@@ -116,3 +116,14 @@ def test_run_writes_json(counting_scp: CountingScp, tmp_path: Path) -> None:
     assert sum(data["errors"].values()) == 0
     assert data["latency"]["association"]["count"] == 5
     assert "associations / s" in done.stdout
+
+
+def test_exit_status_follows_thresholds_and_errors(counting_scp: CountingScp) -> None:
+    base = ["127.0.0.1", str(counting_scp.port), "--count", "20", "--warmup", "0"]
+    passed = bench(*base, "--demo-ids", "2", "--threshold", "p99<10s", "--threshold", "rate>0")
+    assert passed.returncode == 0, passed.stderr
+    missed = bench(*base, "--demo-ids", "2", "--threshold", "p50<0.001ms")
+    assert missed.returncode == 1
+    assert "threshold p50<0.001ms missed" in missed.stderr
+    bad = bench(*base, "--threshold", "nonsense")
+    assert_one_line_error(bad, "threshold")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rpi_async.bench import generator
+from rpi_async.bench import generator, report
 from rpi_async.bench.identifier import QueryModel
 from rpi_async.bench.mix import DUP_ID, Mix, QueryKind, QueryPlan, read_patients_file
 from rpi_async.bench.pdu import encode_associate_rq
@@ -152,6 +152,9 @@ async def test_silent_server_times_out_and_run_stops(
     assert result.stats.completed == 0
     assert result.stats.errors[ErrorKind.TIMED_OUT] == result.stats.started
     assert result.stats.started >= 3
+    # Timed out associations count in the latency figures, as the time they were given.
+    assert result.stats.association.count == result.stats.started
+    assert result.stats.association.percentile_ms(50) >= 300
 
 
 async def test_hard_deadline_cancels_and_counts_as_timed_out(
@@ -194,3 +197,17 @@ async def test_hold_keeps_idle_associations(tmp_path: Path, counting_scp: Counti
     assert result.hold.dropped == 0
     assert result.stats.completed == 4
     assert scp.requested == 9
+
+
+async def test_open_loop_falling_behind_is_reported(
+    tmp_path: Path, counting_scp: CountingScp
+) -> None:
+    plan = make_plan(tmp_path, hit_ids(counting_scp), mix="hit=1")
+    # One association at a time, 2,000 due per second: most start late.
+    config = bench_config(counting_scp.port, count=40, rate=2000.0, concurrency=1)
+    result = await generator.run(config, plan)
+    data = report.result_dict(result, plan)
+    assert data["schedule"]["late_starts"] > 0
+    warning = report.schedule_warning(data)
+    assert warning is not None
+    assert "fell behind" in warning

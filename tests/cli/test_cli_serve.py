@@ -108,7 +108,7 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced(
         (["--db", "{notsqlite}"], "not an SQLite database"),
         (["--db", "{db}", "--port", "99999"], "'port'"),
         (["--db", "{db}", "--engine", "threads"], "'engine'"),
-        (["--db", "{db}", "--workers", "2"], "'workers'"),
+        (["--db", "{db}", "--engine", "pynetdicom", "--workers", "2"], "'workers'"),
         (["--db", "{db}", "--ae-title", "MUCH_TOO_LONG_AE_TITLE"], "'ae_title'"),
         (["--db", "{db}", "--config", "/nonexistent.toml"], "does not exist"),
     ],
