@@ -37,13 +37,13 @@ class Stall:
     def _stalled(self, original: Any) -> Any:
         stall = self
 
-        async def stalled(store: PatientStore, patient_id: str, issuer: str | None = None) -> Any:
+        async def stalled(store: PatientStore, *args: Any) -> Any:
             stall._loop = asyncio.get_running_loop()
             if stall._gate is None:
                 stall._gate = asyncio.Event()
             stall.entered.set()
             await stall._gate.wait()
-            return await original(store, patient_id, issuer)
+            return await original(store, *args)
 
         return stalled
 

@@ -100,7 +100,7 @@ async def test_a_version_1_database_is_refused_then_served_once_migrated(tmp_pat
     assert served == before
     conn = sqlite3.connect(path)
     try:
-        assert schema.schema_version(conn) == schema.SCHEMA_VERSION == 3
+        assert schema.schema_version(conn) == schema.SCHEMA_VERSION == 4
         docs = [r[0] for r in conn.execute("SELECT facts_doc FROM patient ORDER BY pk")]
     finally:
         conn.close()
