@@ -12,7 +12,8 @@ association threads) and idempotent where an engine may report twice.
 
 Values a peer controls (AE titles, protocol error details) are escaped before they
 reach a log line: a control character or backslash in a Calling AE Title cannot forge
-a line.
+a line. A Calling AE Title that PS3.5 does not allow (control characters, backslash,
+blank) is refused as not recognized before the allow-list is consulted, on both engines.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rpi_async.ul.codes import (
     UserRejectReason,
     reject_reason,
 )
+from rpi_async.ul.negotiation import valid_ae_title
 
 log = logging.getLogger("rpi_async.access")
 
@@ -128,6 +130,8 @@ class Lifecycle:
     def admit(self, record: AssociationRecord, calling_ae: str) -> Refusal | None:
         """Ask the access policy about an A-ASSOCIATE-RQ; None: admitted (slot held)."""
         record.calling_ae = calling_ae
+        if not valid_ae_title(calling_ae):  # before any allow-list comparison (PS3.5)
+            return Refusal.CALLING_AE_NOT_RECOGNIZED
         decision = self.access.admit(calling_ae, record.address)
         if not decision.admitted:
             return decision.refusal

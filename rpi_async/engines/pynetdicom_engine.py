@@ -39,7 +39,6 @@ import contextlib
 import functools
 import logging
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +52,7 @@ from pynetdicom import AE, evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND
-from pynetdicom.transport import AssociationServer, AssociationSocket, RequestHandler
+from pynetdicom.transport import AssociationServer, RequestHandler
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.quiet import silence_pynetdicom
@@ -63,71 +62,54 @@ from rpi_async.engines import pynetdicom_rpi
 from rpi_async.engines.base import EngineContext
 from rpi_async.engines.lifecycle import (
     LOCAL_LIMIT_REPLY,
-    REFUSAL_REPLIES,
     AssociationRecord,
     Lifecycle,
     Outcome,
     escaped,
 )
+from rpi_async.engines.pynetdicom_transport import Acceptor, GuardedSocket, ReceiveLimits
 from rpi_async.ops.access import Refusal
 from rpi_async.service import rules
 from rpi_async.service.monitor import Peer
 from rpi_async.service.query import SOP_NAMES, QueryService
 from rpi_async.service.rules import Answer
+from rpi_async.ul import AcceptorPolicy, negotiate
+from rpi_async.ul.pdu import AAssociateRJ, AAssociateRQ
 
 log = logging.getLogger("rpi_async.ul")
 
 C_CANCEL_RQ = 0x0FFF  # Command Field of C-CANCEL-RQ (PS3.7 Table E.1-1)
 MAX_ASSOCIATIONS_UNCHECKED = 1 << 30  # pynetdicom's own limit: the engine checks its own
 SHUTDOWN_ABORT_WAIT = 2.0  # after the grace period, for aborted associations to end
+MAX_MESSAGE_LENGTH = 16 * 1024 * 1024  # a DIMSE message received, as the native engine's
+MAX_PDU_UNBOUNDED = 0xFFFFFFFF  # max_pdu_size 0, as ul.negotiate takes it
 
 
 class _PoolServer(AssociationServer):
-    """pynetdicom's server, with each connection served on a bounded pool of threads."""
-
-    daemon_threads = True
+    """pynetdicom's server: its listening socket, contexts and handlers. ``Acceptor``
+    accepts on it; each admitted association runs on a bounded pool of threads."""
 
     def __init__(self, engine: PynetdicomEngine, *args: Any, **kwargs: Any) -> None:
         self.engine = engine
         self.request_queue_size = engine.settings.backlog
-        self.workers = max(1, engine.settings.pynetdicom_workers)
-        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rpi-assoc")
-        self.slots = threading.Semaphore(self.workers)
-        self.stopping = False
+        self.pool = ThreadPoolExecutor(
+            max(1, engine.settings.pynetdicom_workers), thread_name_prefix="rpi-assoc"
+        )
         AssociationServer.__init__(self, *args, **kwargs)
 
-    def service_actions(self) -> None:
-        """Nothing: pynetdicom's runs a full ``gc.collect()`` every 60 connections."""
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        assert self.socket is not None
-        sock, address = self.socket.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, address
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Wait for a free worker (connections queue in the backlog meanwhile), then
-        serve the connection on it."""
-        self.slots.acquire()
-        if self.stopping:
-            self.slots.release()
-            self.shutdown_request(request)
-            return
-        self.pool.submit(self._serve, request, client_address)
-
-    def _serve(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+    def serve(
+        self,
+        sock: socket.socket,
+        client_address: tuple[str, int],
+        record: AssociationRecord,
+        received: bytes,
+    ) -> None:
+        """In a pool thread: the whole association, its request already read."""
         try:
-            self.engine.serve_connection(self, request, client_address)
+            self.engine.serve_connection(self, sock, client_address, record, received)
         except Exception:
             log.warning("connection from %s failed", client_address[0], exc_info=True)
-            self.shutdown_request(request)
-        finally:
-            self.slots.release()
-
-    def stop_accepting(self) -> None:
-        self.stopping = True
-        for _ in range(self.workers):
-            self.slots.release()  # wakes an acceptor waiting for a worker
+            self.shutdown_request(sock)
 
 
 class _Association(Association):
@@ -155,13 +137,14 @@ class _Handler(RequestHandler):
     def handle(self) -> None:
         """Nothing: socketserver calls this on construction; ``create`` does the work."""
 
-    def create(self) -> Association:
+    def create(self, limits: ReceiveLimits, received: bytes) -> Association:
         """An acceptor association for this connection, as pynetdicom's handler makes one
-        (``RequestHandler._create_association``), of class ``_Association``."""
+        (``RequestHandler._create_association``), of class ``_Association``, reading
+        through a ``GuardedSocket`` that holds the bytes already ``received``."""
         server = self.server
         assoc = _Association(self.ae, MODE_ACCEPTOR)
         assoc._server = server
-        assoc.set_socket(AssociationSocket(assoc, client_socket=self.request))
+        assoc.set_socket(GuardedSocket(assoc, self.request, limits, received))
         acceptor = assoc.acceptor
         acceptor.maximum_length = self.ae.maximum_pdu_size
         acceptor.ae_title = server.ae_title
@@ -190,7 +173,14 @@ class PynetdicomEngine:
         self.lifecycle = Lifecycle(ctx.stats, ctx.access)
         self._portal: anyio.from_thread.BlockingPortal | None = None
         self._records: dict[Association, AssociationRecord] = {}  # open connections
-        self._changed = threading.Condition()  # guards _records; notified as they end
+        self._changed = threading.Condition()  # guards _records, _admitted; notified as they end
+        self._admitted = 0  # associations handed to the pool and not yet ended
+        self.stopping = False
+        self.policy = AcceptorPolicy(
+            ae_title=self.settings.ae_title,
+            accept_any_called_ae=self.settings.accept_any_called_ae,
+            max_pdu_length=self.settings.max_pdu_size or MAX_PDU_UNBOUNDED,
+        )
         silence_pynetdicom()
         pynetdicom_rpi.install()
 
@@ -223,7 +213,6 @@ class PynetdicomEngine:
         return [
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_RELEASED, self._on_released),
@@ -242,13 +231,20 @@ class PynetdicomEngine:
             (s.host, s.port),
             s.ae_title,
             ae.supported_contexts,
-            None,  # TLS is wrapped by serve_connection, in the pool thread
+            None,  # TLS is the Acceptor's
             self.handlers(),
             _Handler,
         )
-        thread = threading.Thread(
-            target=server.serve_forever, name="rpi-async-acceptor", daemon=True
+        assert server.socket is not None
+        acceptor = Acceptor(
+            server.socket,
+            self.lifecycle,
+            acse_timeout=s.acse_timeout,
+            ssl_context=self.ctx.ssl_context,
+            screen=self.screen,
+            hand_off=lambda *args: server.pool.submit(server.serve, *args),
         )
+        thread = threading.Thread(target=acceptor.run, name="rpi-async-acceptor", daemon=True)
         async with anyio.from_thread.BlockingPortal() as portal:
             self._portal = portal
             thread.start()
@@ -257,54 +253,79 @@ class PynetdicomEngine:
             try:
                 await stop.wait()
             finally:
-                await anyio.to_thread.run_sync(self._shutdown, server, thread)
+                await anyio.to_thread.run_sync(self._shutdown, server, acceptor, thread)
                 self._portal = None
 
-    def serve_connection(
-        self, server: _PoolServer, sock: socket.socket, client_address: tuple[str, int]
-    ) -> None:
-        """In a pool thread: the TLS handshake if any, then the whole association."""
-        context = self.ctx.ssl_context
-        if context is not None:
-            try:
-                sock.settimeout(self.settings.acse_timeout)
-                sock = context.wrap_socket(sock, server_side=True)
-                sock.settimeout(None)
-            except (OSError, ValueError) as exc:
-                log.info("TLS handshake with %s failed: %s", client_address[0], exc)
-                server.shutdown_request(sock)
-                return
-        association = _Handler(sock, client_address, server).create()
-        record = self.lifecycle.opened(str(client_address[0]), int(client_address[1]))
+    def screen(self, rq: AAssociateRQ, record: AssociationRecord) -> AAssociateRJ | None:
+        """In the acceptor thread: the A-ASSOCIATE-RJ for ``rq``, or None to accept it.
+        AE title, access policy and limits as the native engine decides them
+        (``Lifecycle.admit``, ``ul.negotiate``); at shutdown, rejected-transient."""
+        refusal = self.lifecycle.admit(record, rq.calling_ae_title)
         with self._changed:
-            self._records[association] = record
+            over = self.stopping or self._admitted >= self.settings.max_associations
+        negotiation = negotiate(
+            rq,
+            self.policy,
+            over_capacity=over or refusal is Refusal.PEER_LIMIT,
+            calling_ae_refused=refusal is Refusal.CALLING_AE_NOT_RECOGNIZED,
+        )
+        reply = negotiation.reply
+        if isinstance(reply, AAssociateRJ):
+            peer_limit = refusal is Refusal.PEER_LIMIT and (reply.source, reply.reason) == (
+                LOCAL_LIMIT_REPLY[1],
+                LOCAL_LIMIT_REPLY[2],
+            )
+            self.lifecycle.rejected(record, reply.source, reply.reason, peer_limit=peer_limit)
+            return reply
+        with self._changed:
+            self._admitted += 1
+        return None
+
+    def serve_connection(
+        self,
+        server: _PoolServer,
+        sock: socket.socket,
+        client_address: tuple[str, int],
+        record: AssociationRecord,
+        received: bytes,
+    ) -> None:
+        """In a pool thread: the whole association, its A-ASSOCIATE-RQ in ``received``."""
+        s = self.settings
+        limits = ReceiveLimits(s.max_pdu_size, MAX_MESSAGE_LENGTH, s.dimse_timeout)
         try:
+            association = _Handler(sock, client_address, server).create(limits, received)
+            with self._changed:
+                self._records[association] = record
             evt.trigger(association, evt.EVT_CONN_OPEN, {"address": client_address})
             association.run()  # the reactor, in this thread, until the association ends
         finally:
             with self._changed:
-                self._records.pop(association, None)
+                self._admitted -= 1
+                for assoc in [a for a, r in self._records.items() if r is record]:
+                    del self._records[assoc]
                 self._changed.notify_all()
             self.lifecycle.closed(record)
 
-    def _shutdown(self, server: _PoolServer, thread: threading.Thread) -> None:
+    def _shutdown(self, server: _PoolServer, acceptor: Acceptor, thread: threading.Thread) -> None:
         """Stop accepting; abort idle associations now, busy ones after the grace period."""
-        server.stop_accepting()
-        socketserver.BaseServer.shutdown(server)  # stops serve_forever
-        server.server_close()  # closes the listening socket
+        self.stopping = True
+        acceptor.stop()
         thread.join()
+        server.server_close()  # closes the listening socket
         deadline = time.monotonic() + self.settings.shutdown_grace
         with self._changed:
             idle = [(a, r) for a, r in self._records.items() if not r.busy]
         for association, record in idle:
             self._abort_for_shutdown(association, record)
         with self._changed:  # the others: until their peers release, or the grace is over
-            self._changed.wait_for(lambda: not self._records, max(0.0, deadline - time.monotonic()))
+            self._changed.wait_for(
+                lambda: not self._admitted, max(0.0, deadline - time.monotonic())
+            )
             late = list(self._records.items())
         for association, record in late:
             self._abort_for_shutdown(association, record)
         with self._changed:
-            self._changed.wait_for(lambda: not self._records, SHUTDOWN_ABORT_WAIT)
+            self._changed.wait_for(lambda: not self._admitted, SHUTDOWN_ABORT_WAIT)
         server.pool.shutdown(wait=False)
 
     def _abort_for_shutdown(self, association: Association, record: AssociationRecord) -> None:
@@ -324,28 +345,6 @@ class PynetdicomEngine:
     def _record(self, assoc: Association) -> AssociationRecord | None:
         with self._changed:
             return self._records.get(assoc)
-
-    def _on_requested(self, event: evt.Event) -> None:
-        """Ask the access policy; refuse with the right A-ASSOCIATE-RJ if it says no."""
-        assoc = event.assoc
-        record = self._record(assoc)
-        if record is None:
-            return
-        request = assoc.requestor.primitive
-        calling = str(getattr(request, "calling_ae_title", "")).strip()
-        refusal = self.lifecycle.admit(record, calling)
-        if refusal is not None:
-            result, source, reason = REFUSAL_REPLIES[refusal]
-            self.lifecycle.rejected(
-                record, source, reason, peer_limit=refusal is Refusal.PEER_LIMIT
-            )
-        elif self.lifecycle.active >= self.settings.max_associations:
-            result, source, reason = LOCAL_LIMIT_REPLY
-            self.lifecycle.rejected(record, source, reason)
-        else:
-            return
-        assoc.acse.send_reject(int(result), int(source), int(reason))
-        assoc.kill()
 
     def _on_accepted(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
@@ -374,7 +373,11 @@ class PynetdicomEngine:
     def _on_aborted(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
         if record is not None:
-            self.lifecycle.ended(record, Outcome.ABORTED_BY_PEER)
+            detail = getattr(event.assoc.dul.socket, "abort_detail", "")
+            if detail:  # GuardedSocket aborted: the A-P-ABORT is ours
+                self.lifecycle.ended(record, Outcome.ABORTED, detail)
+            else:
+                self.lifecycle.ended(record, Outcome.ABORTED_BY_PEER)
 
     def _on_echo(self, event: evt.Event) -> int:
         self.stats.echo_answered()
