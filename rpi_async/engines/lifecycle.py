@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -177,3 +178,41 @@ class Lifecycle:
             self.active -= 1
             self.stats.association_closed(aborted=record.outcome is not Outcome.RELEASED)
         log.info("%s", record.line(time.monotonic()))
+
+
+# Connections whose A-ASSOCIATE-RQ is not complete yet: in all, and from one address.
+MAX_UNASSOCIATED = 1024
+MAX_UNASSOCIATED_PER_PEER = 128
+# Bytes received and not yet answered (partial PDUs, DIMSE messages being reassembled),
+# over all connections of one engine.
+RECEIVE_BUDGET = 128 * 1024 * 1024
+
+
+class ReceiveBudget:
+    """What all connections of an engine may hold of half-received input, together.
+
+    Each connection charges what it holds after every read (``charge``) and gives it
+    back when it closes (``charge`` of 0). A charge that would go over the limit is
+    refused: that connection is ended, the others keep theirs.
+    """
+
+    def __init__(self, limit: int = RECEIVE_BUDGET) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def charge(self, owner: Charge, held: int) -> bool:
+        """Set ``owner``'s holding to ``held`` bytes; False (unchanged) if over the limit."""
+        with self._lock:
+            total = self.held - owner.bytes + held
+            if held > owner.bytes and total > self.limit:
+                return False
+            self.held, owner.bytes = total, held
+            return True
+
+
+@dataclass(slots=True)
+class Charge:
+    """One connection's share of a ``ReceiveBudget``."""
+
+    bytes: int = 0

@@ -65,6 +65,7 @@ from rpi_async.engines.lifecycle import (
     AssociationRecord,
     Lifecycle,
     Outcome,
+    ReceiveBudget,
     escaped,
 )
 from rpi_async.engines.pynetdicom_transport import Acceptor, GuardedSocket, ReceiveLimits
@@ -137,14 +138,14 @@ class _Handler(RequestHandler):
     def handle(self) -> None:
         """Nothing: socketserver calls this on construction; ``create`` does the work."""
 
-    def create(self, limits: ReceiveLimits, received: bytes) -> Association:
+    def create(self, limits: ReceiveLimits, budget: ReceiveBudget, received: bytes) -> Association:
         """An acceptor association for this connection, as pynetdicom's handler makes one
         (``RequestHandler._create_association``), of class ``_Association``, reading
         through a ``GuardedSocket`` that holds the bytes already ``received``."""
         server = self.server
         assoc = _Association(self.ae, MODE_ACCEPTOR)
         assoc._server = server
-        assoc.set_socket(GuardedSocket(assoc, self.request, limits, received))
+        assoc.set_socket(GuardedSocket(assoc, self.request, limits, budget, received))
         acceptor = assoc.acceptor
         acceptor.maximum_length = self.ae.maximum_pdu_size
         acceptor.ae_title = server.ae_title
@@ -175,6 +176,7 @@ class PynetdicomEngine:
         self._records: dict[Association, AssociationRecord] = {}  # open connections
         self._changed = threading.Condition()  # guards _records, _admitted; notified as they end
         self._admitted = 0  # associations handed to the pool and not yet ended
+        self.budget = ReceiveBudget()
         self.stopping = False
         self.policy = AcceptorPolicy(
             ae_title=self.settings.ae_title,
@@ -239,6 +241,7 @@ class PynetdicomEngine:
         acceptor = Acceptor(
             server.socket,
             self.lifecycle,
+            self.budget,
             acse_timeout=s.acse_timeout,
             ssl_context=self.ctx.ssl_context,
             screen=self.screen,
@@ -293,7 +296,9 @@ class PynetdicomEngine:
         s = self.settings
         limits = ReceiveLimits(s.max_pdu_size, MAX_MESSAGE_LENGTH, s.dimse_timeout)
         try:
-            association = _Handler(sock, client_address, server).create(limits, received)
+            association = _Handler(sock, client_address, server).create(
+                limits, self.budget, received
+            )
             with self._changed:
                 self._records[association] = record
             evt.trigger(association, evt.EVT_CONN_OPEN, {"address": client_address})

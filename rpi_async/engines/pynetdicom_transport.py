@@ -44,7 +44,16 @@ from typing import TYPE_CHECKING
 
 from pynetdicom.transport import AssociationSocket
 
-from rpi_async.engines.lifecycle import AssociationRecord, Lifecycle, Outcome, escaped
+from rpi_async.engines.lifecycle import (
+    MAX_UNASSOCIATED,
+    MAX_UNASSOCIATED_PER_PEER,
+    AssociationRecord,
+    Charge,
+    Lifecycle,
+    Outcome,
+    ReceiveBudget,
+    escaped,
+)
 from rpi_async.ul import (
     NEED_DATA,
     Aborted,
@@ -64,8 +73,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rpi_async.ul")
 
-MAX_PENDING = 1024  # connections whose A-ASSOCIATE-RQ is not complete yet, in all
-MAX_PENDING_PER_PEER = 128  # ... from one peer address
 _READ_SIZE = 65536
 
 Screen = Callable[[AAssociateRQ, AssociationRecord], AAssociateRJ | None]
@@ -82,6 +89,7 @@ class _Pending:
     deadline: float
     conn: Connection = field(default_factory=Connection)
     received: bytearray = field(default_factory=bytearray)
+    charge: Charge = field(default_factory=Charge)
     handshaking: bool = False
 
 
@@ -92,6 +100,7 @@ class Acceptor:
         self,
         listener: socket.socket,
         lifecycle: Lifecycle,
+        budget: ReceiveBudget,
         *,
         acse_timeout: float,
         ssl_context: ssl.SSLContext | None,
@@ -100,6 +109,7 @@ class Acceptor:
     ) -> None:
         self.listener = listener
         self.lifecycle = lifecycle
+        self.budget = budget
         self.acse_timeout = acse_timeout
         self.ssl_context = ssl_context
         self.screen = screen
@@ -149,7 +159,7 @@ class Acceptor:
         self._listening = on
 
     def _accept(self) -> None:
-        while len(self._pending) < MAX_PENDING:
+        while len(self._pending) < MAX_UNASSOCIATED:
             try:
                 sock, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -158,8 +168,8 @@ class Acceptor:
                 log.warning("accept failed: %s", exc)
                 return
             host, port = str(address[0]), int(address[1])
-            if self._per_peer[host] >= MAX_PENDING_PER_PEER:
-                log.info("%s has %d connections without a request: closing", host, MAX_PENDING)
+            if self._per_peer[host] >= MAX_UNASSOCIATED_PER_PEER:
+                log.info("%s has too many connections without a request: closing", host)
                 sock.close()
                 continue
             self._open(sock, (host, port))
@@ -207,6 +217,11 @@ class Acceptor:
         except OSError:
             data = b""
         if data:
+            if not self.budget.charge(pending.charge, len(pending.received) + len(data)):
+                log.info("receive budget exhausted: closing %s", pending.address[0])
+                self.lifecycle.ended(pending.record, Outcome.ABORTED, "receive budget exhausted")
+                self._close(pending)
+                return
             pending.received += data
             pending.conn.receive_data(data)
         else:
@@ -264,6 +279,7 @@ class Acceptor:
             pass
 
     def _forget(self, pending: _Pending) -> None:
+        self.budget.charge(pending.charge, 0)
         del self._pending[pending.sock]
         self._selector.unregister(pending.sock)
         host = pending.address[0]
@@ -297,9 +313,12 @@ class GuardedSocket(AssociationSocket):
         assoc: Association,
         client_socket: socket.socket,
         limits: ReceiveLimits,
+        budget: ReceiveBudget,
         received: bytes,
     ) -> None:
         super().__init__(assoc, client_socket=client_socket)
+        self.budget = budget
+        self.charge = Charge()
         client_socket.settimeout(limits.completion_timeout)  # sends cannot block forever
         self.limits = limits
         self._buffer = bytearray(received)
@@ -344,8 +363,17 @@ class GuardedSocket(AssociationSocket):
                 self._buffer += data
         if self._buffer:
             self._frame()
-        if self._complete is None and self.socket is not None:
+        if self.socket is None:
+            return
+        held = len(self._buffer) + (self._assembler.size if self._assembler else 0)
+        if not self.budget.charge(self.charge, held):
+            self._abort(AbortReason.NOT_SPECIFIED, "receive budget exhausted")
+        elif self._complete is None:
             self._check_deadlines()
+
+    def close(self) -> None:
+        self.budget.charge(self.charge, 0)
+        super().close()
 
     def _frame(self) -> None:
         try:
