@@ -103,24 +103,37 @@ class _PoolServer(AssociationServer):
         sock: socket.socket,
         client_address: tuple[str, int],
         record: AssociationRecord,
+        request: bytes,
         received: bytes,
     ) -> None:
         """In a pool thread: the whole association, its request already read."""
         try:
-            self.engine.serve_connection(self, sock, client_address, record, received)
+            self.engine.serve_connection(self, sock, client_address, record, request, received)
         except Exception:
             log.warning("connection from %s failed", client_address[0], exc_info=True)
             self.shutdown_request(sock)
 
 
 class _Association(Association):
-    """pynetdicom's acceptor association, ending without its 10 ms naps.
+    """pynetdicom's acceptor association, ending without its 10 ms naps, refusing a
+    C-FIND on another context's SOP class before pynetdicom looks for its service.
 
     ``Association.kill`` waits for the DUL to reach Sta1 (the peer closing the
     connection after our A-RELEASE-RP) by sleeping 10 ms at a time, which holds the
     worker for most of an association's life. This waits at the DUL's own polling
     granularity (1 ms) instead.
     """
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        """C-FIND on another context's SOP class: 0122H, as the native engine answers."""
+        context = self._accepted_cx.get(context_id)
+        if (
+            isinstance(msg, C_FIND)
+            and context is not None
+            and pynetdicom_rpi.refuse_other_sop_class(self, msg, context)
+        ):
+            return
+        super()._serve_request(msg, context_id)
 
     def kill(self) -> None:
         self._reactor_checkpoint.set()
@@ -138,14 +151,16 @@ class _Handler(RequestHandler):
     def handle(self) -> None:
         """Nothing: socketserver calls this on construction; ``create`` does the work."""
 
-    def create(self, limits: ReceiveLimits, budget: ReceiveBudget, received: bytes) -> Association:
+    def create(
+        self, limits: ReceiveLimits, budget: ReceiveBudget, request: bytes, received: bytes
+    ) -> Association:
         """An acceptor association for this connection, as pynetdicom's handler makes one
         (``RequestHandler._create_association``), of class ``_Association``, reading
         through a ``GuardedSocket`` that holds the bytes already ``received``."""
         server = self.server
         assoc = _Association(self.ae, MODE_ACCEPTOR)
         assoc._server = server
-        assoc.set_socket(GuardedSocket(assoc, self.request, limits, budget, received))
+        assoc.set_socket(GuardedSocket(assoc, self.request, limits, budget, request, received))
         acceptor = assoc.acceptor
         acceptor.maximum_length = self.ae.maximum_pdu_size
         acceptor.ae_title = server.ae_title
@@ -290,15 +305,16 @@ class PynetdicomEngine:
         sock: socket.socket,
         client_address: tuple[str, int],
         record: AssociationRecord,
+        request: bytes,
         received: bytes,
     ) -> None:
-        """In a pool thread: the whole association, its A-ASSOCIATE-RQ in ``received``."""
+        """In a pool thread: the whole association: its A-ASSOCIATE-RQ, the bytes
+        ``received`` after it, then the connection."""
         s = self.settings
         limits = ReceiveLimits(s.max_pdu_size, MAX_MESSAGE_LENGTH, s.dimse_timeout)
         try:
-            association = _Handler(sock, client_address, server).create(
-                limits, self.budget, received
-            )
+            handler = _Handler(sock, client_address, server)
+            association = handler.create(limits, self.budget, request, received)
             with self._changed:
                 self._records[association] = record
             evt.trigger(association, evt.EVT_CONN_OPEN, {"address": client_address})

@@ -66,7 +66,16 @@ from rpi_async.ul.codes import PROTOCOL_VERSION_1, AbortReason, AbortSource
 from rpi_async.ul.connection import DEFAULT_MAX_ASSOCIATE_PDU_LENGTH, UNBOUNDED_RECEIVE_CAP
 from rpi_async.ul.dimse import MessageAssembler
 from rpi_async.ul.errors import RemoteProtocolError
-from rpi_async.ul.pdu import AAbort, AAssociateRJ, AAssociateRQ, PDataTF, read_pdu, write_pdu
+from rpi_async.ul.pdu import (
+    AAbort,
+    AAssociateAC,
+    AAssociateRJ,
+    AAssociateRQ,
+    AReleaseRP,
+    PDataTF,
+    read_pdu,
+    write_pdu,
+)
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -76,7 +85,8 @@ log = logging.getLogger("rpi_async.ul")
 _READ_SIZE = 65536
 
 Screen = Callable[[AAssociateRQ, AssociationRecord], AAssociateRJ | None]
-HandOff = Callable[[socket.socket, tuple[str, int], AssociationRecord, bytes], object]
+# (connection, peer address, record, the A-ASSOCIATE-RQ to serve, bytes received after it)
+HandOff = Callable[[socket.socket, tuple[str, int], AssociationRecord, bytes, bytes], object]
 
 
 @dataclass(eq=False)
@@ -256,10 +266,10 @@ class Acceptor:
         tail = bytes(pending.received[len(pending.received) - leftover :]) if leftover else b""
         # pynetdicom refuses versions other than 1 and aborts on unknown items: it gets
         # the request as ul.pdu reads it (PS3.8 §9.3.2: only bit 0 is defined).
-        request = write_pdu(replace(rq, protocol_version=PROTOCOL_VERSION_1)) + tail
+        request = write_pdu(replace(rq, protocol_version=PROTOCOL_VERSION_1))
         self._forget(pending)
         pending.sock.setblocking(True)
-        self.hand_off(pending.sock, pending.address, pending.record, request)
+        self.hand_off(pending.sock, pending.address, pending.record, request, tail)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -314,6 +324,7 @@ class GuardedSocket(AssociationSocket):
         client_socket: socket.socket,
         limits: ReceiveLimits,
         budget: ReceiveBudget,
+        request: bytes,
         received: bytes,
     ) -> None:
         super().__init__(assoc, client_socket=client_socket)
@@ -325,7 +336,7 @@ class GuardedSocket(AssociationSocket):
         self._pdu_started = time.monotonic()
         self._message_started: float | None = None
         self._assembler: MessageAssembler | None = None  # from the first P-DATA-TF
-        self._complete: bytes | None = None  # the next PDU for pynetdicom
+        self._complete: bytes | None = request  # the next PDU for pynetdicom
         self.abort_detail = ""  # why we aborted, if we did
         self._pdata_limit = limits.max_pdu_length or UNBOUNDED_RECEIVE_CAP
 
@@ -388,6 +399,9 @@ class GuardedSocket(AssociationSocket):
         if parsed is None:
             return
         pdu, used = parsed
+        if isinstance(pdu, _UNEXPECTED_IN_ASSOCIATION):  # PS3.8 Table 9-10: AA-8
+            self._abort(AbortReason.UNEXPECTED_PDU, f"unexpected {type(pdu).__name__}")
+            return
         if isinstance(pdu, PDataTF) and not self._message_fits(pdu):
             return
         self._complete = bytes(self._buffer[:used])
@@ -430,6 +444,10 @@ class GuardedSocket(AssociationSocket):
             with contextlib.suppress(OSError):
                 sock.sendall(write_pdu(AAbort(AbortSource.SERVICE_PROVIDER, reason)))
         self.close()
+
+
+# An acceptor never requested release, and its association is negotiated already.
+_UNEXPECTED_IN_ASSOCIATION = (AAssociateRQ, AAssociateAC, AAssociateRJ, AReleaseRP)
 
 
 def _has_input(sock: socket.socket) -> bool:

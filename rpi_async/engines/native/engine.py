@@ -124,7 +124,7 @@ class NativeEngine:
     def negotiate(self, rq: AAssociateRQ, record: AssociationRecord) -> Negotiation:
         """Answer an A-ASSOCIATE-RQ: access policy, capacity, then ``ul.negotiate``; the
         lifecycle records the outcome (and the per-peer slot, held until close)."""
-        refusal = self.lifecycle.admit(record, rq.calling_ae_title.strip())
+        refusal = self.lifecycle.admit(record, rq.calling_ae_title)
         over = self.lifecycle.active >= self.settings.max_associations
         negotiation = self._negotiate(
             rq, over or refusal is Refusal.PEER_LIMIT, refusal is Refusal.CALLING_AE_NOT_RECOGNIZED
@@ -136,7 +136,7 @@ class NativeEngine:
             )
             self.lifecycle.rejected(record, reply.source, reply.reason, peer_limit=peer_limit)
         else:
-            self.lifecycle.accepted(record, rq.calling_ae_title.strip(), rq.called_ae_title.strip())
+            self.lifecycle.accepted(record, rq.calling_ae_title, rq.called_ae_title)
         return negotiation
 
     def _negotiate(self, rq: AAssociateRQ, over: bool, ae_refused: bool) -> Negotiation:

@@ -54,7 +54,7 @@ from rpi_async.ul import (
     TimerRequest,
 )
 from rpi_async.ul.codes import AbortReason, AbortSource
-from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
+from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP, is_uid
 from rpi_async.ul.negotiation import Negotiation
 from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ
 
@@ -189,13 +189,14 @@ class AssociationProtocol(asyncio.Protocol):
             elif isinstance(event, ConnectionClosed):
                 break
             self._after_call()
+        self._after_call()  # a PDU that closes without an indication (AA-2 in Sta2, Sta13)
         if len(self._queue) > MAX_QUEUED and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
 
     def _on_request(self, event: AssociationRequested) -> None:
         rq = event.request
-        self.peer = Peer(rq.calling_ae_title.strip(), self.peer.address, self.peer.port)
+        self.peer = Peer(rq.calling_ae_title, self.peer.address, self.peer.port)
         # Access policy and limits; the lifecycle counts the outcome before the answer
         # leaves (a peer that has it may already read the stats).
         negotiation = self.engine.negotiate(rq, self.record)
@@ -263,7 +264,9 @@ class AssociationProtocol(asyncio.Protocol):
         sop = command.affected_sop_class_uid
         message_id = command.message_id
         if context is not None and context.abstract_syntax != sop:
-            self._send(event.context_id, CFindRSP(message_id, sop, SOP_CLASS_NOT_SUPPORTED), None)
+            # A UID that cannot go back on the wire is answered with the context's.
+            named = sop if is_uid(sop) else context.abstract_syntax
+            self._send(event.context_id, CFindRSP(message_id, named, SOP_CLASS_NOT_SUPPORTED), None)
             self.record.statuses.append(SOP_CLASS_NOT_SUPPORTED)
             return
 
