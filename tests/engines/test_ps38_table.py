@@ -69,6 +69,12 @@ def status(value: int) -> tuple[object, ...]:
     return ("status", value)
 
 
+INVALID = abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)
+UNRECOGNIZED = abort(AbortReason.UNRECOGNIZED_PDU)
+UNEXPECTED = abort(AbortReason.UNEXPECTED_PDU)
+REFUSED = status(0x0122)  # SOP class not supported (PS3.7 C.4.1.1.4)
+
+
 def find_pdata(command: bytes, context_id: int = 1) -> bytes:
     return pdu.encode_find_pdata(command, bytes(8), context_id)
 
@@ -100,17 +106,16 @@ class Case:
     sent: bytes
     expected: tuple[object, ...]
     associated: bool = False  # sent after an accepted A-ASSOCIATE-RQ
-    context_id: int = 1
 
 
 CASES: dict[str, Case] = {
     # Before association (Sta2).
-    "unknown PDU type": Case(b"\x0a\x00\x00\x00\x00\x04abcd", abort(AbortReason.UNRECOGNIZED_PDU)),
-    "A-RELEASE-RQ of length 2": Case(b"\x05\x00\x00\x00\x00\x02\x00\x00", abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)),
-    "A-RELEASE-RQ of length 6": Case(b"\x05\x00\x00\x00\x00\x06" + bytes(6), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)),
-    "truncated 40-byte A-ASSOCIATE-RQ": Case(b"\x01\x00\x00\x00\x00\x28" + rq()[6:46], abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)),
-    "P-DATA before association": Case(find_pdata(pdu.encode_find_command(RPI)), abort(AbortReason.UNEXPECTED_PDU)),
-    "2 GiB A-ASSOCIATE-RQ length": Case(b"\x01\x00\x80\x00\x00\x00" + bytes(1024), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)),
+    "unknown PDU type": Case(b"\x0a\x00\x00\x00\x00\x04abcd", UNRECOGNIZED),
+    "A-RELEASE-RQ of length 2": Case(b"\x05\x00\x00\x00\x00\x02\x00\x00", INVALID),
+    "A-RELEASE-RQ of length 6": Case(b"\x05\x00\x00\x00\x00\x06" + bytes(6), INVALID),
+    "truncated 40-byte A-ASSOCIATE-RQ": Case(b"\x01\x00\x00\x00\x00\x28" + rq()[6:46], INVALID),
+    "P-DATA before association": Case(find_pdata(pdu.encode_find_command(RPI)), UNEXPECTED),
+    "2 GiB A-ASSOCIATE-RQ length": Case(b"\x01\x00\x80\x00\x00\x00" + bytes(1024), INVALID),
     "A-ABORT awaiting the request": Case(pdu.ABORT, CLOSE),
     "no application context": Case(rq(app=None), rj(1, 1, 2)),
     "wrong application context": Case(rq(app=b"1.2.3.4"), rj(1, 1, 2)),
@@ -118,26 +123,36 @@ CASES: dict[str, Case] = {
     "protocol version 0xFFFF": Case(rq(version=0xFFFF), AC),
     "protocol version 2 only": Case(rq(version=2), rj(1, 2, 2)),
     "unknown top-level item": Case(rq(extra=item(0x99, b"ignored")), AC),
-    "even context ID": Case(rq(contexts=context(2)), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)),
-    "context ID zero": Case(rq(contexts=context(0)), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)),
-    "context without transfer syntax": Case(rq(contexts=context(1, syntaxes=())), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE)),
+    "even context ID": Case(rq(contexts=context(2)), INVALID),
+    "context ID zero": Case(rq(contexts=context(0)), INVALID),
+    "context without transfer syntax": Case(rq(contexts=context(1, syntaxes=())), INVALID),
     "calling AE with a line feed": Case(rq(calling=b"MODALITY1\n".ljust(16)), rj(1, 1, 3)),
     "calling AE with an ANSI escape": Case(rq(calling=b"\x1b[31mX".ljust(16)), rj(1, 1, 3)),
     "calling AE with a backslash": Case(rq(calling=b"A\\B".ljust(16)), rj(1, 1, 3)),
     "blank calling AE": Case(rq(calling=b" " * 16), rj(1, 1, 3)),
     "NUL-padded calling AE": Case(rq(calling=b"TABLE".ljust(16, b"\x00")), AC),
     # In an association (Sta6).
-    "2 GiB P-DATA length": Case(b"\x04\x00\x80\x00\x00\x00" + bytes(1024), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE), True),
-    "P-DATA over max_pdu_size": Case(b"\x04\x00\x00\x10\x00\x00" + bytes(1024), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE), True),
-    "A-RELEASE-RQ of length 6 in an association": Case(b"\x05\x00\x00\x00\x00\x06" + bytes(6), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE), True),
-    "unknown PDU type in an association": Case(b"\x0a\x00\x00\x00\x00\x04abcd", abort(AbortReason.UNRECOGNIZED_PDU), True),
-    "second A-ASSOCIATE-RQ": Case(rq(), abort(AbortReason.UNEXPECTED_PDU), True),
-    "PDV on a context not accepted": Case(find_pdata(pdu.encode_find_command(RPI), 5), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE), True),
-    "command set without Message ID": Case(find_pdata(command_without(0x00000110)), abort(AbortReason.INVALID_PDU_PARAMETER_VALUE), True),
-    "command set without Affected SOP Class UID": Case(find_pdata(command_without(0x00000002)), status(0x0122), True),
-    "non-ASCII byte in the Affected SOP Class UID": Case(find_pdata(find_with_sop_bytes(RPI[:-1].encode() + b"\xe9")), status(0x0122), True),
-    "C-FIND on the Verification context": Case(find_pdata(pdu.encode_find_command(RPI), 3), status(0x0122), True, 3),
-}  # fmt: skip
+    "2 GiB P-DATA length": Case(b"\x04\x00\x80\x00\x00\x00" + bytes(1024), INVALID, True),
+    "P-DATA over max_pdu_size": Case(b"\x04\x00\x00\x10\x00\x00" + bytes(1024), INVALID, True),
+    "A-RELEASE-RQ of length 6 in an association": Case(
+        b"\x05\x00\x00\x00\x00\x06" + bytes(6), INVALID, True
+    ),
+    "unknown PDU type in an association": Case(b"\x0a\x00\x00\x00\x00\x04abcd", UNRECOGNIZED, True),
+    "second A-ASSOCIATE-RQ": Case(rq(), UNEXPECTED, True),
+    "PDV on a context not accepted": Case(
+        find_pdata(pdu.encode_find_command(RPI), 5), INVALID, True
+    ),
+    "command set without Message ID": Case(find_pdata(command_without(0x00000110)), INVALID, True),
+    "command set without Affected SOP Class UID": Case(
+        find_pdata(command_without(0x00000002)), REFUSED, True
+    ),
+    "non-ASCII byte in the Affected SOP Class UID": Case(
+        find_pdata(find_with_sop_bytes(RPI[:-1].encode() + b"\xe9")), REFUSED, True
+    ),
+    "C-FIND on the Verification context": Case(
+        find_pdata(pdu.encode_find_command(RPI), 3), REFUSED, True
+    ),
+}
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -166,7 +181,9 @@ def answer(peer: RawPeer) -> tuple[object, ...]:
         return ("A-ABORT", reply.body[2], reply.body[3])
     assert reply.pdu_type == pdu.PduType.P_DATA_TF, reply
     command = b"".join(p.fragment for p in pdu.parse_pdata(reply.body) if p.is_command)
-    return status(pdu.parse_command(command).status)
+    found = pdu.parse_command(command).status
+    assert found is not None
+    return status(found)
 
 
 def associate(peer: RawPeer) -> None:
