@@ -66,6 +66,7 @@ from rpi_async.ul.codes import PROTOCOL_VERSION_1, AbortReason, AbortSource
 from rpi_async.ul.connection import DEFAULT_MAX_ASSOCIATE_PDU_LENGTH, UNBOUNDED_RECEIVE_CAP
 from rpi_async.ul.dimse import MessageAssembler
 from rpi_async.ul.errors import RemoteProtocolError
+from rpi_async.ul.fsm import State
 from rpi_async.ul.pdu import (
     AAbort,
     AAssociateAC,
@@ -226,7 +227,9 @@ class Acceptor:
             return
         except OSError:
             data = b""
-        if data:
+        if data and pending.conn.state is not State.STA2:
+            pending.conn.receive_data(data)  # Sta13 after our A-ABORT: read, not kept
+        elif data:
             if not self.budget.charge(pending.charge, len(pending.received) + len(data)):
                 log.info("receive budget exhausted: closing %s", pending.address[0])
                 self.lifecycle.ended(pending.record, Outcome.ABORTED, "receive budget exhausted")
