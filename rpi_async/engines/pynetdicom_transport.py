@@ -35,13 +35,18 @@ import select
 import selectors
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from io import BytesIO
 from typing import TYPE_CHECKING
 
+from pydicom.datadict import dictionary_has_tag
+from pynetdicom.dimse_messages import _MESSAGE_TYPES
+from pynetdicom.dsutils import decode
 from pynetdicom.transport import AssociationSocket
 
 from rpi_async.engines.lifecycle import (
@@ -63,7 +68,12 @@ from rpi_async.ul import (
     ProtocolAborted,
 )
 from rpi_async.ul.codes import PROTOCOL_VERSION_1, AbortReason, AbortSource
-from rpi_async.ul.connection import DEFAULT_MAX_ASSOCIATE_PDU_LENGTH, UNBOUNDED_RECEIVE_CAP
+from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CFindRQ, is_uid
+from rpi_async.ul.connection import (
+    ASSUMED_PEER_MAX_PDU_LENGTH,
+    DEFAULT_MAX_ASSOCIATE_PDU_LENGTH,
+    UNBOUNDED_RECEIVE_CAP,
+)
 from rpi_async.ul.dimse import MessageAssembler
 from rpi_async.ul.errors import RemoteProtocolError
 from rpi_async.ul.fsm import State
@@ -267,9 +277,7 @@ class Acceptor:
             return
         leftover = pending.conn.buffered_bytes
         tail = bytes(pending.received[len(pending.received) - leftover :]) if leftover else b""
-        # pynetdicom refuses versions other than 1 and aborts on unknown items: it gets
-        # the request as ul.pdu reads it (PS3.8 §9.3.2: only bit 0 is defined).
-        request = write_pdu(replace(rq, protocol_version=PROTOCOL_VERSION_1))
+        request = write_pdu(for_pynetdicom(rq))
         self._forget(pending)
         pending.sock.setblocking(True)
         self.hand_off(pending.sock, pending.address, pending.record, request, tail)
@@ -309,6 +317,48 @@ class Acceptor:
         self.lifecycle.closed(pending.record)
 
 
+def for_pynetdicom(rq: AAssociateRQ) -> AAssociateRQ:
+    """The request as pynetdicom is given it: what ``ul.pdu`` read, in terms pynetdicom
+    neither refuses nor logs as errors. Protocol version 1 (PS3.8 §9.3.2: only bit 0 is
+    defined; pynetdicom refuses other values), a missing maximum length taken as the
+    native engine takes it (PS3.8 Annex D.1 makes it mandatory), unknown items and the extended
+    negotiations we do not support dropped (§9.3.1), and a UID that is not one (bytes
+    outside digits and dots) replaced by one nobody supports, so that its context is
+    refused as the native engine refuses it instead of failing pynetdicom's decoder."""
+    info = rq.user_information
+    return replace(
+        rq,
+        protocol_version=PROTOCOL_VERSION_1,
+        presentation_contexts=tuple(
+            replace(
+                cx,
+                abstract_syntax=_uid(cx.abstract_syntax),
+                transfer_syntaxes=tuple(map(_uid, cx.transfer_syntaxes)),
+            )
+            for cx in rq.presentation_contexts
+        ),
+        user_information=replace(
+            info,
+            max_length=ASSUMED_PEER_MAX_PDU_LENGTH if info.max_length is None else info.max_length,
+            implementation_class_uid=_uid(info.implementation_class_uid or UNKNOWN_UID),
+            implementation_version_name=None,
+            role_selections=tuple(
+                replace(r, sop_class_uid=_uid(r.sop_class_uid)) for r in info.role_selections
+            ),
+            sop_class_extended=(),
+            sop_class_common_extended=(),
+            unknown=(),
+        ),
+    )
+
+
+UNKNOWN_UID = "0"  # stands for a value that is not a UID: matches nothing we support
+
+
+def _uid(text: str) -> str:
+    return text if is_uid(text) else UNKNOWN_UID
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiveLimits:
     """What ``GuardedSocket`` allows a peer: sizes in bytes, times in seconds."""
@@ -339,8 +389,10 @@ class GuardedSocket(AssociationSocket):
         self._pdu_started = time.monotonic()
         self._message_started: float | None = None
         self._assembler: MessageAssembler | None = None  # from the first P-DATA-TF
+        self._command = bytearray()  # the command set being received, raw
         self._complete: bytes | None = request  # the next PDU for pynetdicom
         self.abort_detail = ""  # why we aborted, if we did
+        self._peer_closed = 0.0  # when the peer's end of the connection was seen, if it was
         self._pdata_limit = limits.max_pdu_length or UNBOUNDED_RECEIVE_CAP
 
     @property
@@ -361,6 +413,10 @@ class GuardedSocket(AssociationSocket):
     def _fill(self) -> None:
         sock = self.socket
         assert sock is not None
+        if self._buffer:  # PDUs already received go first, even if the peer has closed
+            self._frame()
+            if self._complete is not None or self.socket is None:
+                return
         if _has_input(sock):
             try:
                 data: bytes | None = sock.recv(_READ_SIZE)
@@ -369,14 +425,15 @@ class GuardedSocket(AssociationSocket):
             except OSError:
                 data = b""
             if data == b"":
-                self.close()  # Evt17 for pynetdicom's state machine
+                self._peer_closed = self._peer_closed or time.monotonic()
+                if self._negotiated():
+                    self.close()  # Evt17 for pynetdicom's state machine
                 return
             if data:
                 if not self._buffer:
                     self._pdu_started = time.monotonic()
                 self._buffer += data
-        if self._buffer:
-            self._frame()
+                self._frame()
         if self.socket is None:
             return
         held = len(self._buffer) + (self._assembler.size if self._assembler else 0)
@@ -385,9 +442,16 @@ class GuardedSocket(AssociationSocket):
         elif self._complete is None:
             self._check_deadlines()
 
-    def close(self) -> None:
-        self.budget.charge(self.charge, 0)
-        super().close()
+    def _negotiated(self) -> bool:
+        """Whether pynetdicom has answered the request (or given up on the peer closing).
+
+        A peer that closes right after its request must not be reported before then:
+        pynetdicom's acceptor, told of the close while it negotiates, would wait out
+        ``acse_timeout`` on its worker."""
+        assoc = self.assoc
+        if assoc.is_established or assoc.is_rejected or assoc.is_aborted:
+            return True
+        return time.monotonic() - self._peer_closed > self.limits.completion_timeout
 
     def _frame(self) -> None:
         try:
@@ -402,27 +466,48 @@ class GuardedSocket(AssociationSocket):
         if parsed is None:
             return
         pdu, used = parsed
+        if isinstance(pdu, PDataTF) and not self.assoc.is_established:
+            return  # sent before our A-ASSOCIATE-AC went out: held until it has
         if isinstance(pdu, _UNEXPECTED_IN_ASSOCIATION):  # PS3.8 Table 9-10: AA-8
             self._abort(AbortReason.UNEXPECTED_PDU, f"unexpected {type(pdu).__name__}")
             return
         if isinstance(pdu, PDataTF) and not self._message_fits(pdu):
             return
-        self._complete = bytes(self._buffer[:used])
+        if isinstance(pdu, AAbort) and (pdu.source, pdu.reason) not in _ABORTS_PYNETDICOM_READS:
+            self._complete = _PEER_ABORT  # values PS3.8 does not define: an abort all the same
+        else:
+            self._complete = bytes(self._buffer[:used])
         del self._buffer[:used]
         self._pdu_started = time.monotonic()
 
     def _message_fits(self, pdu: PDataTF) -> bool:
         """Reassembles the P-DATA's fragments as the native engine does (``ul.dimse``):
-        a context not accepted, a message over the size limit or a command set that
-        cannot be decoded is refused before pynetdicom sees it."""
+        a context not accepted, a message over the size limit, a command set that
+        cannot be decoded, or a command other than those the native engine serves, is
+        refused (A-ABORT) before pynetdicom sees it; so is a command set holding an
+        element pydicom's dictionary does not know, which pynetdicom cannot decode."""
         if self._assembler is None:
             accepted = {int(cx.context_id or 0) for cx in self.assoc.accepted_contexts}
             self._assembler = MessageAssembler(accepted, self.limits.max_message_length)
         try:
-            self._assembler.add(pdu.pdvs)
+            messages = self._assembler.add(pdu.pdvs)
         except RemoteProtocolError as exc:
             self._abort(exc.reason, str(exc))
             return False
+        for pdv in pdu.pdvs:
+            if pdv.is_command:
+                self._command += pdv.data
+                if pdv.is_last:
+                    why = _unreadable_for_pynetdicom(bytes(self._command))
+                    self._command.clear()
+                    if why is not None:
+                        self._abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, why)
+                        return False
+        for message in messages:
+            if not isinstance(message.command, CFindRQ | CEchoRQ | CCancelRQ):
+                name = type(message.command).__name__
+                self._abort(AbortReason.NOT_SPECIFIED, f"unsupported DIMSE command {name}")
+                return False
         if not self._assembler.in_progress:
             self._message_started = None
         elif self._message_started is None:
@@ -449,8 +534,37 @@ class GuardedSocket(AssociationSocket):
         self.close()
 
 
+# A-ABORT (source, reason) pairs PS3.8 Table 9-26 defines, which pynetdicom decodes.
+_ABORTS_PYNETDICOM_READS = frozenset([(0, 0), (2, 0), (2, 1), (2, 2), (2, 4), (2, 5), (2, 6)])
+_PEER_ABORT = write_pdu(AAbort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED))
 # An acceptor never requested release, and its association is negotiated already.
 _UNEXPECTED_IN_ASSOCIATION = (AAssociateRQ, AAssociateAC, AAssociateRJ, AReleaseRP)
+
+
+def _unreadable_for_pynetdicom(raw: bytes) -> str | None:
+    """Why pynetdicom could not turn a command set (one ``ul.commands`` decodes) into
+    its primitive, or None: an element pydicom's dictionary does not know, or a value
+    its primitive refuses (a Priority other than 0, 1, 2, for one). Its reactor would
+    log that as an ERROR with a traceback and answer nothing."""
+    offset = 0
+    while offset + 8 <= len(raw):
+        group, element, length = _ELEMENT_HEADER.unpack_from(raw, offset)
+        if not dictionary_has_tag(group << 16 | element):
+            return f"unknown command element ({group:04X},{element:04X})"
+        offset += 8 + length
+    try:
+        command_set = decode(BytesIO(raw), True, True)
+        message = _MESSAGE_TYPES[int(command_set.CommandField)][1]()
+        message.command_set = command_set
+        message.data_set = BytesIO()
+        message.context_id = 1
+        message.message_to_primitive()
+    except Exception as exc:  # whatever pynetdicom's own decoding would raise
+        return f"command set pynetdicom cannot read: {type(exc).__name__}"
+    return None
+
+
+_ELEMENT_HEADER = struct.Struct("<HHI")
 
 
 def _has_input(sock: socket.socket) -> bool:
