@@ -1,32 +1,37 @@
-"""The pynetdicom engine: pynetdicom owns the sockets, asyncio owns the work.
+"""The pynetdicom engine: pynetdicom runs the associations, our socket layer feeds them.
 
-Theory of operation. One acceptor thread (socketserver's ``serve_forever``) accepts
-connections; each connection runs whole on one of ``pynetdicom_workers`` pool threads:
-the pool thread runs pynetdicom's association reactor itself (``Association.run``),
-with pynetdicom's DUL reader beside it. While every worker is busy the acceptor waits
-and new connections queue in the kernel's listen backlog: under any load the engine
-runs a bounded number of pynetdicom's polling reactors (each wakes every millisecond)
-instead of two threads per connection, so its rate does not collapse as clients grow.
-pynetdicom's acceptor also runs ``gc.collect()`` every 60 connections; ours does not.
+Theory of operation. The ``pynetdicom_transport.Acceptor`` thread accepts connections
+and reads each one's A-ASSOCIATE-RQ through the sans-I/O ``ul.Connection`` (ARTIM,
+length limits, PS3.8's answers to malformed input, exactly as the native engine), then
+asks ``screen``: AE title, access policy, ``max_associations`` and ``ul.negotiate``'s
+rejections, the same decisions as the native engine's. A refused request gets its
+A-ASSOCIATE-RJ from the acceptor; an admitted one is handed, re-encoded, to one of
+``pynetdicom_workers`` pool threads, which runs pynetdicom's association reactor itself
+(``Association.run``) over a ``GuardedSocket``: pynetdicom's DUL sees only complete
+PDUs that ``ul.pdu`` and ``ul.dimse`` have checked, each within its completion
+deadline. No worker ever waits for a peer that has not finished its request, so slow
+peers cost a selector entry, not a thread; the per-peer limit keeps one address from
+holding every worker. pynetdicom's acceptor also runs ``gc.collect()`` every 60
+connections; ours does not.
 
 C-FIND (``pynetdicom_rpi``): the handler hands the identifier bytes, as received, to
 the QueryService on the asyncio event loop through an anyio ``BlockingPortal`` and
 waits for the ``Answer``, at most ``query_timeout`` + 1 s (the service answers A700
 itself at ``query_timeout``); the loop does the lookup (aiosqlite) and renders the
 answer bytes, which pynetdicom sends as they are. pydicom never touches an identifier.
+A C-FIND on a context of another abstract syntax is refused (0122H) by ``_Association``
+before pynetdicom looks for a service class.
 
-Bookkeeping (``engines.lifecycle``, shared with the native engine): pynetdicom's
-events report the A-ASSOCIATE-RQ (the access policy answers it: on a refusal the handler
-sends the A-ASSOCIATE-RJ itself, as pynetdicom allows from EVT_REQUESTED), acceptance,
-rejection, release and abort; the pool thread closes the record when the association's
-reactor returns.
+Bookkeeping (``engines.lifecycle``, shared with the native engine): the acceptor
+records the connection, the screening and any rejection; pynetdicom's events report
+acceptance, release and abort; the pool thread closes the record when the
+association's reactor returns.
 
 Settings pynetdicom does not set by itself: TCP_NODELAY on every accepted socket
 (pynetdicom sends a command and its data set as two P-DATA PDUs: with Nagle plus delayed
 ACK each response would wait ~40 ms), the listen backlog, and identifier logging off
 (pynetdicom logs request identifiers, which hold patient data). With TLS the handshake
-runs in the pool thread, bounded by ``acse_timeout``, before pynetdicom sees the
-connection.
+runs in the acceptor, without blocking, within ARTIM.
 
 Shutdown: stop accepting; associations with no operation in progress are aborted at
 once, the others get ``shutdown_grace`` to finish (their peers release once answered).

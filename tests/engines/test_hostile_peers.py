@@ -8,8 +8,10 @@ limit is what protects the others), the well-behaved client from 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from rpi_async import scu
 from rpi_async.bench import pdu
 from rpi_async.config import Settings
 from rpi_async.dicom.uids import SopClass, TransferSyntax
+from rpi_async.service.request import RequestReader
 from tests.conftest import RunningServer, ServerThread
 from tests.engines.raw_peer import RawPeer
 from tests.engines.test_ps38_table import answer, context, rq
@@ -198,3 +201,61 @@ def test_deflate_bomb_gets_c000_and_costs_no_memory(hostile_server: RunningServe
         assert [r.status for r in found] == [0xC000]
     assert rss() - baseline < 50 * MIB
     served_within(srv)
+
+
+def explicit(tag: int, vr: bytes, value: bytes) -> bytes:
+    header = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
+    if vr == b"SQ":
+        return header + b"\0\0" + struct.pack("<I", len(value)) + value
+    return header + struct.pack("<H", len(value)) + value
+
+
+def nested(depth: int) -> bytes:
+    """Patient ID, then a sequence nested ``depth`` deep (undefined lengths)."""
+    inner = b""
+    for _ in range(depth):
+        item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + inner
+        item += struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+        inner = struct.pack("<HH", 0x0040, 0xA730) + b"SQ\0\0" + struct.pack("<I", 0xFFFFFFFF)
+        inner += item + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return explicit(0x00100020, b"LO", b"P0001 ") + inner
+
+
+def explicit_peer(srv: RunningServer) -> RawPeer:
+    peer = RawPeer(srv.host, srv.port, timeout=30)
+    explicit_le = TransferSyntax.EXPLICIT_VR_LE.value
+    peer.send(rq(contexts=context(1, syntaxes=(explicit_le,))))
+    assert answer(peer) == ("AC",)
+    return peer
+
+
+def test_deeply_nested_identifier_gets_c000_and_no_error(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with explicit_peer(server) as peer:
+        send_fragmented(peer, nested(3000))
+        assert [r.status for r in peer.find_raw(b"", send=False)] == [0xC000]
+        peer.release()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_large_identifier_is_read_off_the_event_loop(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 elements take a noticeable time to read: not on the loop's thread."""
+    readers: list[tuple[int, str]] = []
+    read = RequestReader.read
+
+    def recording(self: RequestReader, data: bytes | None, *args: str) -> object:
+        readers.append((len(data or b""), threading.current_thread().name))
+        return read(self, data, *args)
+
+    monkeypatch.setattr(RequestReader, "read", recording)
+    private = b"".join(explicit(0x00111000 + i % 0xE000, b"LO", b"ab") for i in range(100_000))
+    with explicit_peer(server) as peer:
+        send_fragmented(peer, explicit(0x00100020, b"LO", b"P0001 ") + private)
+        assert [r.status for r in peer.find_raw(b"", send=False)] == [0xA900]
+        peer.release()
+    assert readers
+    assert all(name != "test-server" for size, name in readers if size > 1_000_000)
