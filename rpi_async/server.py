@@ -221,7 +221,7 @@ class Server:
             return False, "not accepting associations"
         path = self.db_path
         if not os.access(path, os.R_OK):
-            return False, f"database {path} is missing or unreadable"
+            return False, "database file is missing or unreadable"  # no path: the body is public
         store = self.store
         if store is None:
             return False, "no database open"

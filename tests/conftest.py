@@ -163,6 +163,7 @@ def server_settings(db: Path, engine: str, **changes: object) -> Settings:
         port=0,
         engine=engine,
         max_associations=128,
+        max_associations_per_peer=0,  # every test client is 127.0.0.1
         acse_timeout=10,
         dimse_timeout=10,
         network_timeout=10,

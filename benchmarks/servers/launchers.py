@@ -144,7 +144,9 @@ def _rpi_async(
 ) -> Callable[[Workspace, int], list[str]]:
     def command(ws: Workspace, port: int) -> list[str]:
         serve = ("serve", "--db", str(ws.db), "--host", HOST, "--port", str(port))
-        args = (*serve, "--max-associations", "2048", *engine_args)
+        # The load generator is one peer: the per-peer limit would refuse it.
+        limits = ("--max-associations", "2048", "--max-associations-per-peer", "0")
+        args = (*serve, *limits, *engine_args)
         if not baseline:
             return _python("rpi_async", *args)
         tree = os.environ.get(BASELINE_ENV, "")

@@ -67,16 +67,21 @@ class Settings:
         ),
     )
     max_associations_per_peer: int = field(
-        default=0, metadata=_doc("concurrent associations from one IP address (0: no limit)")
+        default=16,
+        metadata=_doc(
+            "concurrent associations from one IP address (0: no limit); one peer cannot "
+            "take every slot"
+        ),
     )
     engine: str = field(default="native", metadata=_doc("network engine: native or pynetdicom"))
     workers: int = field(
         default=1, metadata=_doc("worker processes sharing the port (native engine)")
     )
     pynetdicom_workers: int = field(
-        default=8,
+        default=32,
         metadata=_doc(
-            "associations the pynetdicom engine serves at once; the rest wait to connect"
+            "associations the pynetdicom engine serves at once; admitted ones beyond it "
+            "wait for a free worker"
         ),
     )
     reuse_port: bool = field(

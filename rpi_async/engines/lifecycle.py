@@ -12,13 +12,15 @@ association threads) and idempotent where an engine may report twice.
 
 Values a peer controls (AE titles, protocol error details) are escaped before they
 reach a log line: a control character or backslash in a Calling AE Title cannot forge
-a line.
+a line. A Calling AE Title that PS3.5 does not allow (control characters, backslash,
+blank) is refused as not recognized before the allow-list is consulted, on both engines.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -31,6 +33,7 @@ from rpi_async.ul.codes import (
     UserRejectReason,
     reject_reason,
 )
+from rpi_async.ul.negotiation import valid_ae_title
 
 log = logging.getLogger("rpi_async.access")
 
@@ -128,6 +131,8 @@ class Lifecycle:
     def admit(self, record: AssociationRecord, calling_ae: str) -> Refusal | None:
         """Ask the access policy about an A-ASSOCIATE-RQ; None: admitted (slot held)."""
         record.calling_ae = calling_ae
+        if not valid_ae_title(calling_ae):  # before any allow-list comparison (PS3.5)
+            return Refusal.CALLING_AE_NOT_RECOGNIZED
         decision = self.access.admit(calling_ae, record.address)
         if not decision.admitted:
             return decision.refusal
@@ -173,3 +178,41 @@ class Lifecycle:
             self.active -= 1
             self.stats.association_closed(aborted=record.outcome is not Outcome.RELEASED)
         log.info("%s", record.line(time.monotonic()))
+
+
+# Connections whose A-ASSOCIATE-RQ is not complete yet: in all, and from one address.
+MAX_UNASSOCIATED = 1024
+MAX_UNASSOCIATED_PER_PEER = 128
+# Bytes received and not yet answered (partial PDUs, DIMSE messages being reassembled),
+# over all connections of one engine.
+RECEIVE_BUDGET = 128 * 1024 * 1024
+
+
+class ReceiveBudget:
+    """What all connections of an engine may hold of half-received input, together.
+
+    Each connection charges what it holds after every read (``charge``) and gives it
+    back when it closes (``charge`` of 0). A charge that would go over the limit is
+    refused: that connection is ended, the others keep theirs.
+    """
+
+    def __init__(self, limit: int = RECEIVE_BUDGET) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def charge(self, owner: Charge, held: int) -> bool:
+        """Set ``owner``'s holding to ``held`` bytes; False (unchanged) if over the limit."""
+        with self._lock:
+            total = self.held - owner.bytes + held
+            if held > owner.bytes and total > self.limit:
+                return False
+            self.held, owner.bytes = total, held
+            return True
+
+
+@dataclass(slots=True)
+class Charge:
+    """One connection's share of a ``ReceiveBudget``."""
+
+    bytes: int = 0

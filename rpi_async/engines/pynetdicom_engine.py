@@ -1,32 +1,37 @@
-"""The pynetdicom engine: pynetdicom owns the sockets, asyncio owns the work.
+"""The pynetdicom engine: pynetdicom runs the associations, our socket layer feeds them.
 
-Theory of operation. One acceptor thread (socketserver's ``serve_forever``) accepts
-connections; each connection runs whole on one of ``pynetdicom_workers`` pool threads:
-the pool thread runs pynetdicom's association reactor itself (``Association.run``),
-with pynetdicom's DUL reader beside it. While every worker is busy the acceptor waits
-and new connections queue in the kernel's listen backlog: under any load the engine
-runs a bounded number of pynetdicom's polling reactors (each wakes every millisecond)
-instead of two threads per connection, so its rate does not collapse as clients grow.
-pynetdicom's acceptor also runs ``gc.collect()`` every 60 connections; ours does not.
+Theory of operation. The ``pynetdicom_transport.Acceptor`` thread accepts connections
+and reads each one's A-ASSOCIATE-RQ through the sans-I/O ``ul.Connection`` (ARTIM,
+length limits, PS3.8's answers to malformed input, exactly as the native engine), then
+asks ``screen``: AE title, access policy, ``max_associations`` and ``ul.negotiate``'s
+rejections, the same decisions as the native engine's. A refused request gets its
+A-ASSOCIATE-RJ from the acceptor; an admitted one is handed, re-encoded, to one of
+``pynetdicom_workers`` pool threads, which runs pynetdicom's association reactor itself
+(``Association.run``) over a ``GuardedSocket``: pynetdicom's DUL sees only complete
+PDUs that ``ul.pdu`` and ``ul.dimse`` have checked, each within its completion
+deadline. No worker ever waits for a peer that has not finished its request, so slow
+peers cost a selector entry, not a thread; the per-peer limit keeps one address from
+holding every worker. pynetdicom's acceptor also runs ``gc.collect()`` every 60
+connections; ours does not.
 
 C-FIND (``pynetdicom_rpi``): the handler hands the identifier bytes, as received, to
 the QueryService on the asyncio event loop through an anyio ``BlockingPortal`` and
 waits for the ``Answer``, at most ``query_timeout`` + 1 s (the service answers A700
 itself at ``query_timeout``); the loop does the lookup (aiosqlite) and renders the
 answer bytes, which pynetdicom sends as they are. pydicom never touches an identifier.
+A C-FIND on a context of another abstract syntax is refused (0122H) by ``_Association``
+before pynetdicom looks for a service class.
 
-Bookkeeping (``engines.lifecycle``, shared with the native engine): pynetdicom's
-events report the A-ASSOCIATE-RQ (the access policy answers it: on a refusal the handler
-sends the A-ASSOCIATE-RJ itself, as pynetdicom allows from EVT_REQUESTED), acceptance,
-rejection, release and abort; the pool thread closes the record when the association's
-reactor returns.
+Bookkeeping (``engines.lifecycle``, shared with the native engine): the acceptor
+records the connection, the screening and any rejection; pynetdicom's events report
+acceptance, release and abort; the pool thread closes the record when the
+association's reactor returns.
 
 Settings pynetdicom does not set by itself: TCP_NODELAY on every accepted socket
 (pynetdicom sends a command and its data set as two P-DATA PDUs: with Nagle plus delayed
 ACK each response would wait ~40 ms), the listen backlog, and identifier logging off
 (pynetdicom logs request identifiers, which hold patient data). With TLS the handshake
-runs in the pool thread, bounded by ``acse_timeout``, before pynetdicom sees the
-connection.
+runs in the acceptor, without blocking, within ARTIM.
 
 Shutdown: stop accepting; associations with no operation in progress are aborted at
 once, the others get ``shutdown_grace`` to finish (their peers release once answered).
@@ -39,7 +44,6 @@ import contextlib
 import functools
 import logging
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +57,7 @@ from pynetdicom import AE, evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND
-from pynetdicom.transport import AssociationServer, AssociationSocket, RequestHandler
+from pynetdicom.transport import AssociationServer, RequestHandler
 
 from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.quiet import silence_pynetdicom
@@ -63,81 +67,78 @@ from rpi_async.engines import pynetdicom_rpi
 from rpi_async.engines.base import EngineContext
 from rpi_async.engines.lifecycle import (
     LOCAL_LIMIT_REPLY,
-    REFUSAL_REPLIES,
     AssociationRecord,
     Lifecycle,
     Outcome,
+    ReceiveBudget,
     escaped,
 )
+from rpi_async.engines.pynetdicom_transport import Acceptor, GuardedSocket, ReceiveLimits
 from rpi_async.ops.access import Refusal
 from rpi_async.service import rules
 from rpi_async.service.monitor import Peer
 from rpi_async.service.query import SOP_NAMES, QueryService
 from rpi_async.service.rules import Answer
+from rpi_async.ul import AcceptorPolicy, negotiate
+from rpi_async.ul.pdu import AAssociateRJ, AAssociateRQ
 
 log = logging.getLogger("rpi_async.ul")
 
 C_CANCEL_RQ = 0x0FFF  # Command Field of C-CANCEL-RQ (PS3.7 Table E.1-1)
 MAX_ASSOCIATIONS_UNCHECKED = 1 << 30  # pynetdicom's own limit: the engine checks its own
 SHUTDOWN_ABORT_WAIT = 2.0  # after the grace period, for aborted associations to end
+MAX_MESSAGE_LENGTH = 16 * 1024 * 1024  # a DIMSE message received, as the native engine's
+MAX_PDU_UNBOUNDED = 0xFFFFFFFF  # max_pdu_size 0, as ul.negotiate takes it
 
 
 class _PoolServer(AssociationServer):
-    """pynetdicom's server, with each connection served on a bounded pool of threads."""
-
-    daemon_threads = True
+    """pynetdicom's server: its listening socket, contexts and handlers. ``Acceptor``
+    accepts on it; each admitted association runs on a bounded pool of threads."""
 
     def __init__(self, engine: PynetdicomEngine, *args: Any, **kwargs: Any) -> None:
         self.engine = engine
         self.request_queue_size = engine.settings.backlog
-        self.workers = max(1, engine.settings.pynetdicom_workers)
-        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rpi-assoc")
-        self.slots = threading.Semaphore(self.workers)
-        self.stopping = False
+        self.pool = ThreadPoolExecutor(
+            max(1, engine.settings.pynetdicom_workers), thread_name_prefix="rpi-assoc"
+        )
         AssociationServer.__init__(self, *args, **kwargs)
 
-    def service_actions(self) -> None:
-        """Nothing: pynetdicom's runs a full ``gc.collect()`` every 60 connections."""
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        assert self.socket is not None
-        sock, address = self.socket.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, address
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Wait for a free worker (connections queue in the backlog meanwhile), then
-        serve the connection on it."""
-        self.slots.acquire()
-        if self.stopping:
-            self.slots.release()
-            self.shutdown_request(request)
-            return
-        self.pool.submit(self._serve, request, client_address)
-
-    def _serve(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+    def serve(
+        self,
+        sock: socket.socket,
+        client_address: tuple[str, int],
+        record: AssociationRecord,
+        request: bytes,
+        received: bytes,
+    ) -> None:
+        """In a pool thread: the whole association, its request already read."""
         try:
-            self.engine.serve_connection(self, request, client_address)
+            self.engine.serve_connection(self, sock, client_address, record, request, received)
         except Exception:
             log.warning("connection from %s failed", client_address[0], exc_info=True)
-            self.shutdown_request(request)
-        finally:
-            self.slots.release()
-
-    def stop_accepting(self) -> None:
-        self.stopping = True
-        for _ in range(self.workers):
-            self.slots.release()  # wakes an acceptor waiting for a worker
+            self.shutdown_request(sock)
 
 
 class _Association(Association):
-    """pynetdicom's acceptor association, ending without its 10 ms naps.
+    """pynetdicom's acceptor association, ending without its 10 ms naps, refusing a
+    C-FIND on another context's SOP class before pynetdicom looks for its service.
 
     ``Association.kill`` waits for the DUL to reach Sta1 (the peer closing the
     connection after our A-RELEASE-RP) by sleeping 10 ms at a time, which holds the
     worker for most of an association's life. This waits at the DUL's own polling
     granularity (1 ms) instead.
     """
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        """C-FIND on another context's SOP class: 0122H, as the native engine answers."""
+        context = self._accepted_cx.get(context_id)
+        if (
+            isinstance(msg, C_FIND)
+            and context is not None
+            and pynetdicom_rpi.refuse_other_sop_class(self, msg, context)
+        ):
+            return
+        super()._serve_request(msg, context_id)
 
     def kill(self) -> None:
         self._reactor_checkpoint.set()
@@ -155,13 +156,16 @@ class _Handler(RequestHandler):
     def handle(self) -> None:
         """Nothing: socketserver calls this on construction; ``create`` does the work."""
 
-    def create(self) -> Association:
+    def create(
+        self, limits: ReceiveLimits, budget: ReceiveBudget, request: bytes, received: bytes
+    ) -> Association:
         """An acceptor association for this connection, as pynetdicom's handler makes one
-        (``RequestHandler._create_association``), of class ``_Association``."""
+        (``RequestHandler._create_association``), of class ``_Association``, reading
+        through a ``GuardedSocket`` that holds the bytes already ``received``."""
         server = self.server
         assoc = _Association(self.ae, MODE_ACCEPTOR)
         assoc._server = server
-        assoc.set_socket(AssociationSocket(assoc, client_socket=self.request))
+        assoc.set_socket(GuardedSocket(assoc, self.request, limits, budget, request, received))
         acceptor = assoc.acceptor
         acceptor.maximum_length = self.ae.maximum_pdu_size
         acceptor.ae_title = server.ae_title
@@ -190,7 +194,15 @@ class PynetdicomEngine:
         self.lifecycle = Lifecycle(ctx.stats, ctx.access)
         self._portal: anyio.from_thread.BlockingPortal | None = None
         self._records: dict[Association, AssociationRecord] = {}  # open connections
-        self._changed = threading.Condition()  # guards _records; notified as they end
+        self._changed = threading.Condition()  # guards _records, _admitted; notified as they end
+        self._admitted = 0  # associations handed to the pool and not yet ended
+        self.budget = ReceiveBudget()
+        self.stopping = False
+        self.policy = AcceptorPolicy(
+            ae_title=self.settings.ae_title,
+            accept_any_called_ae=self.settings.accept_any_called_ae,
+            max_pdu_length=self.settings.max_pdu_size or MAX_PDU_UNBOUNDED,
+        )
         silence_pynetdicom()
         pynetdicom_rpi.install()
 
@@ -223,7 +235,6 @@ class PynetdicomEngine:
         return [
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_RELEASED, self._on_released),
@@ -242,13 +253,21 @@ class PynetdicomEngine:
             (s.host, s.port),
             s.ae_title,
             ae.supported_contexts,
-            None,  # TLS is wrapped by serve_connection, in the pool thread
+            None,  # TLS is the Acceptor's
             self.handlers(),
             _Handler,
         )
-        thread = threading.Thread(
-            target=server.serve_forever, name="rpi-async-acceptor", daemon=True
+        assert server.socket is not None
+        acceptor = Acceptor(
+            server.socket,
+            self.lifecycle,
+            self.budget,
+            acse_timeout=s.acse_timeout,
+            ssl_context=self.ctx.ssl_context,
+            screen=self.screen,
+            hand_off=lambda *args: server.pool.submit(server.serve, *args),
         )
+        thread = threading.Thread(target=acceptor.run, name="rpi-async-acceptor", daemon=True)
         async with anyio.from_thread.BlockingPortal() as portal:
             self._portal = portal
             thread.start()
@@ -257,54 +276,82 @@ class PynetdicomEngine:
             try:
                 await stop.wait()
             finally:
-                await anyio.to_thread.run_sync(self._shutdown, server, thread)
+                await anyio.to_thread.run_sync(self._shutdown, server, acceptor, thread)
                 self._portal = None
 
-    def serve_connection(
-        self, server: _PoolServer, sock: socket.socket, client_address: tuple[str, int]
-    ) -> None:
-        """In a pool thread: the TLS handshake if any, then the whole association."""
-        context = self.ctx.ssl_context
-        if context is not None:
-            try:
-                sock.settimeout(self.settings.acse_timeout)
-                sock = context.wrap_socket(sock, server_side=True)
-                sock.settimeout(None)
-            except (OSError, ValueError) as exc:
-                log.info("TLS handshake with %s failed: %s", client_address[0], exc)
-                server.shutdown_request(sock)
-                return
-        association = _Handler(sock, client_address, server).create()
-        record = self.lifecycle.opened(str(client_address[0]), int(client_address[1]))
+    def screen(self, rq: AAssociateRQ, record: AssociationRecord) -> AAssociateRJ | None:
+        """In the acceptor thread: the A-ASSOCIATE-RJ for ``rq``, or None to accept it.
+        AE title, access policy and limits as the native engine decides them
+        (``Lifecycle.admit``, ``ul.negotiate``); at shutdown, rejected-transient."""
+        refusal = self.lifecycle.admit(record, rq.calling_ae_title)
         with self._changed:
-            self._records[association] = record
+            over = self.stopping or self._admitted >= self.settings.max_associations
+        negotiation = negotiate(
+            rq,
+            self.policy,
+            over_capacity=over or refusal is Refusal.PEER_LIMIT,
+            calling_ae_refused=refusal is Refusal.CALLING_AE_NOT_RECOGNIZED,
+        )
+        reply = negotiation.reply
+        if isinstance(reply, AAssociateRJ):
+            peer_limit = refusal is Refusal.PEER_LIMIT and (reply.source, reply.reason) == (
+                LOCAL_LIMIT_REPLY[1],
+                LOCAL_LIMIT_REPLY[2],
+            )
+            self.lifecycle.rejected(record, reply.source, reply.reason, peer_limit=peer_limit)
+            return reply
+        with self._changed:
+            self._admitted += 1
+        return None
+
+    def serve_connection(
+        self,
+        server: _PoolServer,
+        sock: socket.socket,
+        client_address: tuple[str, int],
+        record: AssociationRecord,
+        request: bytes,
+        received: bytes,
+    ) -> None:
+        """In a pool thread: the whole association: its A-ASSOCIATE-RQ, the bytes
+        ``received`` after it, then the connection."""
+        s = self.settings
+        limits = ReceiveLimits(s.max_pdu_size, MAX_MESSAGE_LENGTH, s.dimse_timeout)
         try:
+            handler = _Handler(sock, client_address, server)
+            association = handler.create(limits, self.budget, request, received)
+            with self._changed:
+                self._records[association] = record
             evt.trigger(association, evt.EVT_CONN_OPEN, {"address": client_address})
             association.run()  # the reactor, in this thread, until the association ends
         finally:
             with self._changed:
-                self._records.pop(association, None)
+                self._admitted -= 1
+                for assoc in [a for a, r in self._records.items() if r is record]:
+                    del self._records[assoc]
                 self._changed.notify_all()
             self.lifecycle.closed(record)
 
-    def _shutdown(self, server: _PoolServer, thread: threading.Thread) -> None:
+    def _shutdown(self, server: _PoolServer, acceptor: Acceptor, thread: threading.Thread) -> None:
         """Stop accepting; abort idle associations now, busy ones after the grace period."""
-        server.stop_accepting()
-        socketserver.BaseServer.shutdown(server)  # stops serve_forever
-        server.server_close()  # closes the listening socket
+        self.stopping = True
+        acceptor.stop()
         thread.join()
+        server.server_close()  # closes the listening socket
         deadline = time.monotonic() + self.settings.shutdown_grace
         with self._changed:
             idle = [(a, r) for a, r in self._records.items() if not r.busy]
         for association, record in idle:
             self._abort_for_shutdown(association, record)
         with self._changed:  # the others: until their peers release, or the grace is over
-            self._changed.wait_for(lambda: not self._records, max(0.0, deadline - time.monotonic()))
+            self._changed.wait_for(
+                lambda: not self._admitted, max(0.0, deadline - time.monotonic())
+            )
             late = list(self._records.items())
         for association, record in late:
             self._abort_for_shutdown(association, record)
         with self._changed:
-            self._changed.wait_for(lambda: not self._records, SHUTDOWN_ABORT_WAIT)
+            self._changed.wait_for(lambda: not self._admitted, SHUTDOWN_ABORT_WAIT)
         server.pool.shutdown(wait=False)
 
     def _abort_for_shutdown(self, association: Association, record: AssociationRecord) -> None:
@@ -324,28 +371,6 @@ class PynetdicomEngine:
     def _record(self, assoc: Association) -> AssociationRecord | None:
         with self._changed:
             return self._records.get(assoc)
-
-    def _on_requested(self, event: evt.Event) -> None:
-        """Ask the access policy; refuse with the right A-ASSOCIATE-RJ if it says no."""
-        assoc = event.assoc
-        record = self._record(assoc)
-        if record is None:
-            return
-        request = assoc.requestor.primitive
-        calling = str(getattr(request, "calling_ae_title", "")).strip()
-        refusal = self.lifecycle.admit(record, calling)
-        if refusal is not None:
-            result, source, reason = REFUSAL_REPLIES[refusal]
-            self.lifecycle.rejected(
-                record, source, reason, peer_limit=refusal is Refusal.PEER_LIMIT
-            )
-        elif self.lifecycle.active >= self.settings.max_associations:
-            result, source, reason = LOCAL_LIMIT_REPLY
-            self.lifecycle.rejected(record, source, reason)
-        else:
-            return
-        assoc.acse.send_reject(int(result), int(source), int(reason))
-        assoc.kill()
 
     def _on_accepted(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
@@ -374,7 +399,11 @@ class PynetdicomEngine:
     def _on_aborted(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
         if record is not None:
-            self.lifecycle.ended(record, Outcome.ABORTED_BY_PEER)
+            detail = getattr(event.assoc.dul.socket, "abort_detail", "")
+            if detail:  # GuardedSocket aborted: the A-P-ABORT is ours
+                self.lifecycle.ended(record, Outcome.ABORTED, detail)
+            else:
+                self.lifecycle.ended(record, Outcome.ABORTED_BY_PEER)
 
     def _on_echo(self, event: evt.Event) -> int:
         self.stats.echo_answered()

@@ -20,8 +20,10 @@ path.
 The final Success follows a Pending without a data set (Command Data Set Type 0101H,
 PS3.4 Q.2.1.1.4): pynetdicom's own class re-sends the Pending primitive with its
 identifier. A failure carries Error Comment and Offending Element when the service gave
-them. A C-FIND on a presentation context of another abstract syntax is refused with
-0122H (SOP class not supported, PS3.7 C.4.1.1.4).
+them. A C-FIND on a presentation context of another abstract syntax (or with no or an
+undecodable Affected SOP Class UID) is refused with 0122H (SOP class not supported,
+PS3.7 C.4.1.1.4) by ``refuse_other_sop_class``, which the engine's association calls
+before pynetdicom looks for a service class.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from io import BytesIO
 from typing import Any, TypeVar, cast
 
 from pynetdicom import evt, sop_class
+from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import RelevantPatientInformationQueryServiceClass
@@ -38,6 +41,7 @@ from pynetdicom.service_class import RelevantPatientInformationQueryServiceClass
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import RPI_SOP_CLASSES
 from rpi_async.service.rules import Answer
+from rpi_async.ul.commands import is_uid
 
 SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.7 C.4.1.1.4
 ERROR_COMMENT_LENGTH = 64  # LO
@@ -53,9 +57,6 @@ class RpiQueryServiceClass(RelevantPatientInformationQueryServiceClass):
             super().SCP(req, context)
             return
         cx_id = cast(int, context.context_id)
-        if str(context.abstract_syntax) != str(req.AffectedSOPClassUID):
-            self._send(req, cx_id, SOP_CLASS_NOT_SUPPORTED)
-            return
         answer = evt.trigger(
             self.assoc,
             evt.EVT_C_FIND,
@@ -87,10 +88,11 @@ class RpiQueryServiceClass(RelevantPatientInformationQueryServiceClass):
         identifier: bytes | None = None,
         comment: str | None = None,
         offending: tuple[int, ...] = (),
+        sop_class: str | None = None,
     ) -> None:
         rsp = C_FIND()
         rsp.MessageIDBeingRespondedTo = req.MessageID
-        rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
+        rsp.AffectedSOPClassUID = sop_class or req.AffectedSOPClassUID
         rsp.Status = int(status)
         if comment:
             rsp.ErrorComment = comment[:ERROR_COMMENT_LENGTH]  # type: ignore[assignment]
@@ -99,6 +101,19 @@ class RpiQueryServiceClass(RelevantPatientInformationQueryServiceClass):
         if identifier is not None:
             rsp.Identifier = BytesIO(identifier)
         self.dimse.send_msg(rsp, cx_id)
+
+
+def refuse_other_sop_class(assoc: Association, req: C_FIND, context: PresentationContext) -> bool:
+    """0122H for a C-FIND whose Affected SOP Class UID (missing, undecodable or another)
+    is not its context's abstract syntax; False when it is (the request goes on)."""
+    requested = str(req.AffectedSOPClassUID or "")
+    abstract = str(context.abstract_syntax)
+    if requested == abstract:
+        return False
+    named = requested if is_uid(requested) else abstract  # one the response can carry
+    service = RpiQueryServiceClass(assoc)
+    service._send(req, cast(int, context.context_id), SOP_CLASS_NOT_SUPPORTED, sop_class=named)
+    return True
 
 
 F = TypeVar("F", bound=Callable[..., Answer])

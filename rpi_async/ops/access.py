@@ -30,12 +30,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from rpi_async.ul.negotiation import valid_ae_title
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _valid_ae_title(title: str) -> bool:
-    return 0 < len(title.strip(" ")) <= 16 and all(" " <= c <= "~" and c != "\\" for c in title)
 
 
 def parse_allow_list(entries: Iterable[str]) -> dict[str, tuple[IPNetwork, ...] | None]:
@@ -57,7 +55,7 @@ def parse_allow_list(entries: Iterable[str]) -> dict[str, tuple[IPNetwork, ...] 
                 if "/" in tail or tail.replace(".", "").isdigit():
                     raise ValueError(f"{entry!r}: {tail!r} is not an address range") from None
         title = title.strip(" ")
-        if not _valid_ae_title(title):
+        if not valid_ae_title(title):
             raise ValueError(f"{title!r} is not a valid AE title (1-16 characters, no backslash)")
         if network is None:
             out[title] = None

@@ -359,7 +359,12 @@ class RequestReader:
         return self._read(data, transfer_syntax, sop_class_uid)
 
     def _read(self, data: bytes, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
-        return check_request(read_view(data, transfer_syntax, self.max_inflated), sop_class_uid)
+        try:
+            view = read_view(data, transfer_syntax, self.max_inflated)
+            return check_request(view, sop_class_uid)
+        except RecursionError:  # sequences nested deeper than the stack: undecodable too
+            log.debug("undecodable identifier: sequences nested too deep")
+            return check_request(None, sop_class_uid)
 
     def clear(self) -> None:
         """Forget every request read."""

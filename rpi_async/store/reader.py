@@ -66,7 +66,7 @@ _NO_OTHER_IDS = "[]"
 _NO_ANSWER = (None, None)
 
 
-_PING = "SELECT count(*) FROM sqlite_master"
+_FIRST_PATIENT = "SELECT patient_id, issuer FROM patient ORDER BY pk LIMIT 1"
 _GENERATION = "SELECT value FROM meta WHERE key='generation'"
 
 
@@ -241,8 +241,11 @@ class PatientStore:
         return [p.to_record() for p in await self.lookup_compact(patient_id, issuer)]
 
     async def ping(self) -> None:
-        """Raise StoreUnavailable unless the database answers a trivial query."""
-        await self._fetch(_PING)
+        """Raise StoreUnavailable unless a real lookup reads: the first patient's row,
+        compact document included, as a query would (not only the schema)."""
+        first = await self._fetch(_FIRST_PATIENT)
+        if first:
+            await self._fetch(_LOOKUP, (first[0][0], first[0][1]))
 
     async def generation(self) -> int:
         """A counter bumped by every import; cached renderings older than it are stale."""

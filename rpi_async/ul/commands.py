@@ -125,6 +125,14 @@ def _raw(element: int, value: bytes) -> bytes:
     return _ELEMENT_HEADER.pack(0, element, len(value)) + value
 
 
+_UID_CHARACTERS = frozenset("0123456789.")
+
+
+def is_uid(text: str) -> bool:
+    """Whether ``text`` can be encoded as a UI value (PS3.5 §9.1: digits and dots, 64)."""
+    return 0 < len(text) <= 64 and _UID_CHARACTERS.issuperset(text)
+
+
 @functools.lru_cache(maxsize=256)
 def _uid(element: int, uid: str) -> bytes:
     value = uid.encode("ascii")

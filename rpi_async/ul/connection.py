@@ -183,6 +183,7 @@ class Connection:
         self._contexts: Mapping[int, AcceptedContext] = {}
         self._peer_max = ASSUMED_PEER_MAX_PDU_LENGTH
         self._assembler = MessageAssembler(self._contexts, max_message_length)
+        self._pdus = 0
 
     # --- state, derived ---------------------------------------------------------------
 
@@ -231,6 +232,21 @@ class Connection:
     def buffered_bytes(self) -> int:
         """Received bytes not yet decoded (for the adapter's flow control)."""
         return len(self._buffer)
+
+    @property
+    def held_bytes(self) -> int:
+        """Received bytes held: undecoded, plus the DIMSE message being reassembled."""
+        return len(self._buffer) + self._assembler.size
+
+    @property
+    def pdus_received(self) -> int:
+        """Complete PDUs decoded so far (an adapter's completion deadline restarts)."""
+        return self._pdus
+
+    @property
+    def assembling(self) -> bool:
+        """A DIMSE message has begun and is not complete yet."""
+        return self._assembler.in_progress
 
     def take_timer_request(self) -> TimerRequest | None:
         """The last ARTIM start/stop asked for since the previous call, if any."""
@@ -299,6 +315,7 @@ class Connection:
         return False
 
     def _received(self, pdu: Pdu) -> None:
+        self._pdus += 1
         event = _PDU_EVENTS[type(pdu)]
         action = TRANSITIONS[(self._state, event)]
         if action in _ABORTS:

@@ -65,6 +65,11 @@ class MessageAssembler:
         """True between the first fragment of a message and its last."""
         return self._context_id is not None
 
+    @property
+    def size(self) -> int:
+        """Bytes of the message in progress held so far."""
+        return self._size
+
     def add(self, pdvs: Iterable[PresentationDataValue]) -> list[DimseMessage]:
         """Take the PDVs of one P-DATA-TF; return the messages they complete."""
         done: list[DimseMessage] = []

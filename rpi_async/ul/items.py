@@ -205,6 +205,8 @@ def decode_context_rq(data: bytes, start: int, end: int) -> PresentationContextR
             raise UnexpectedParameter(f"item 0x{item_type:02X} inside presentation context")
     if abstract is None:
         raise InvalidParameter(f"presentation context {context_id} has no abstract syntax")
+    if not transfers:  # PS3.8 §9.3.2.2: one or more transfer syntax sub-items
+        raise InvalidParameter(f"presentation context {context_id} has no transfer syntax")
     return PresentationContextRQ(context_id, abstract, tuple(transfers))
 
 

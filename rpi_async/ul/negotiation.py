@@ -75,7 +75,10 @@ _MAX_U32 = 0xFFFFFFFF
 _PLAIN_IDENTITIES = frozenset({UserIdentityType.USERNAME, UserIdentityType.USERNAME_AND_PASSCODE})
 
 
-def _valid_ae_title(title: str) -> bool:
+def valid_ae_title(title: str) -> bool:
+    """PS3.5 Table 6.2-1 AE: 1 to 16 characters of the default repertoire, no control
+    character and no backslash, not only spaces (leading and trailing ones are not
+    significant)."""
     return 0 < len(title.strip(" ")) <= 16 and all(" " <= c <= "~" and c != "\\" for c in title)
 
 
@@ -93,12 +96,12 @@ class AcceptorPolicy:
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME
 
     def __post_init__(self) -> None:
-        if not _valid_ae_title(self.ae_title):
+        if not valid_ae_title(self.ae_title):
             raise ConfigError(
                 f"AE title {self.ae_title!r}: 1 to 16 printable ASCII characters, no backslash"
             )
         for title in self.calling_ae_titles or ():
-            if not _valid_ae_title(title):
+            if not valid_ae_title(title):
                 raise ConfigError(f"calling AE title {title!r} in the allow-list is not valid")
         if not MIN_MAX_PDU_LENGTH <= self.max_pdu_length <= _MAX_U32:
             raise ConfigError(

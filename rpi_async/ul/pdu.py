@@ -251,7 +251,11 @@ def _decode_associate(body: bytes, *, request: bool) -> AAssociateRQ | AAssociat
             raise UnexpectedParameter(f"item 0x{item_type:02X} at the top level of {name}")
         # Items of unrecognised types are skipped (PS3.8 §9.3.1).
     if context_name is None:
-        raise InvalidParameter(f"{name} has no application context item")
+        if not request:
+            raise InvalidParameter(f"{name} has no application context item")
+        # A request without one names no context we support: negotiation rejects it
+        # (A-ASSOCIATE-RJ, application-context-name-not-supported), as a wrong one.
+        context_name = ""
     called_ae = _decode_ae_title(called)
     calling_ae = _decode_ae_title(calling)
     info = info if info is not None else UserInformation()

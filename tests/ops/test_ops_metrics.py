@@ -125,3 +125,27 @@ def test_not_ready_while_stopping(
         pool.shutdown()
         ops_server.stop()
     assert statuses == [0xFF00, 0]  # the operation in progress was answered
+
+
+def test_not_ready_while_store_reads_fail(ops_server: OpsServerThread) -> None:
+    """Garbage written over the live database file in place: a real lookup fails, so
+    /readyz says 503 (naming no file), and 200 again once reads succeed."""
+    ops_server.start()
+    try:
+        port = ops_server.metrics_port
+        db = Path(str(ops_server.settings.db))
+        original = db.read_bytes()
+        assert http_get(port, "/readyz")[0] == 200
+        page = int.from_bytes(original[16:18], "big")  # the header and schema page stay
+        with db.open("r+b") as f:
+            f.seek(page)
+            f.write(b"\xa5" * (len(original) - page))
+        status, body = http_get(port, "/readyz")
+        assert status == 503
+        assert str(db) not in body
+        assert db.name not in body
+        with db.open("r+b") as f:
+            f.write(original)
+        assert http_get(port, "/readyz") == (200, "ready\n")
+    finally:
+        ops_server.stop()

@@ -352,7 +352,6 @@ def _rq_items(*items: bytes) -> bytes:
 
 GOOD_CONTEXT = item(0x20, b"\x01\x00\x00\x00" + item(0x30, b"1.2") + item(0x40, b"1.2"))
 BAD_ASSOCIATES = [
-    ("no application context", _rq_items(GOOD_CONTEXT), InvalidParameter),
     (
         "two application contexts",
         _rq_items(item(0x10, b"1"), item(0x10, b"1")),
@@ -489,3 +488,12 @@ def test_values_that_cannot_be_encoded_raise_local_errors(pdu: object) -> None:
 def test_write_pdu_refuses_what_is_not_a_pdu() -> None:
     with pytest.raises(LocalProtocolError):
         write_pdu("hello")  # type: ignore[arg-type]
+
+
+def test_request_without_application_context_is_read_for_negotiation_to_reject() -> None:
+    # PS3.8 Table 9-21: the answer is A-ASSOCIATE-RJ (1, 1, 2), so the request is read.
+    parsed = read_pdu(_rq_items(GOOD_CONTEXT), 1 << 20)
+    assert parsed is not None
+    rq = parsed[0]
+    assert isinstance(rq, AAssociateRQ)
+    assert rq.application_context_name == ""

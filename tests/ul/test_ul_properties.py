@@ -106,7 +106,7 @@ context_ids = st.lists(st.integers(0, 127), unique=True, max_size=5).map(
 @st.composite
 def associate_rqs(draw: st.DrawFn) -> AAssociateRQ:
     contexts = tuple(
-        PresentationContextRQ(cid, draw(uids), tuple(draw(st.lists(uids, max_size=3))))
+        PresentationContextRQ(cid, draw(uids), tuple(draw(st.lists(uids, min_size=1, max_size=3))))
         for cid in draw(context_ids)
     )
     return AAssociateRQ(

@@ -25,11 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from rpi_async.config import Settings
 from rpi_async.engines.base import EngineContext
-from rpi_async.engines.lifecycle import AssociationRecord, Lifecycle
+from rpi_async.engines.lifecycle import (
+    MAX_UNASSOCIATED,
+    MAX_UNASSOCIATED_PER_PEER,
+    AssociationRecord,
+    Lifecycle,
+    ReceiveBudget,
+)
 from rpi_async.engines.native.protocol import AssociationProtocol
 from rpi_async.ops.access import Refusal
 from rpi_async.service.query import QueryService
@@ -68,6 +75,9 @@ class NativeEngine:
             max_pdu_length=s.max_pdu_size,
         )
         self.connections: set[AssociationProtocol] = set()
+        self.budget = ReceiveBudget()
+        self._unassociated: set[AssociationProtocol] = set()  # no A-ASSOCIATE-RQ answered
+        self._unassociated_by_peer: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         # (id(rq), over capacity, AE refused) -> (rq, policy, negotiation); see _negotiate.
         self._negotiations: dict[
@@ -86,16 +96,35 @@ class NativeEngine:
 
     # -- bookkeeping called by the protocols ------------------------------------------
 
-    def connection_opened(self, protocol: AssociationProtocol) -> None:
+    def connection_opened(self, protocol: AssociationProtocol) -> bool:
+        """Count a new connection as waiting for its request; False: too many wait."""
         self.connections.add(protocol)
+        address = protocol.peer.address
+        if (
+            len(self._unassociated) >= MAX_UNASSOCIATED
+            or self._unassociated_by_peer[address] >= MAX_UNASSOCIATED_PER_PEER
+        ):
+            return False
+        self._unassociated.add(protocol)
+        self._unassociated_by_peer[address] += 1
+        return True
+
+    def request_answered(self, protocol: AssociationProtocol) -> None:
+        if protocol in self._unassociated:
+            self._unassociated.discard(protocol)
+            address = protocol.peer.address
+            self._unassociated_by_peer[address] -= 1
+            if self._unassociated_by_peer[address] <= 0:
+                del self._unassociated_by_peer[address]
 
     def connection_closed(self, protocol: AssociationProtocol) -> None:
+        self.request_answered(protocol)
         self.connections.discard(protocol)
 
     def negotiate(self, rq: AAssociateRQ, record: AssociationRecord) -> Negotiation:
         """Answer an A-ASSOCIATE-RQ: access policy, capacity, then ``ul.negotiate``; the
         lifecycle records the outcome (and the per-peer slot, held until close)."""
-        refusal = self.lifecycle.admit(record, rq.calling_ae_title.strip())
+        refusal = self.lifecycle.admit(record, rq.calling_ae_title)
         over = self.lifecycle.active >= self.settings.max_associations
         negotiation = self._negotiate(
             rq, over or refusal is Refusal.PEER_LIMIT, refusal is Refusal.CALLING_AE_NOT_RECOGNIZED
@@ -107,7 +136,7 @@ class NativeEngine:
             )
             self.lifecycle.rejected(record, reply.source, reply.reason, peer_limit=peer_limit)
         else:
-            self.lifecycle.accepted(record, rq.calling_ae_title.strip(), rq.called_ae_title.strip())
+            self.lifecycle.accepted(record, rq.calling_ae_title, rq.called_ae_title)
         return negotiation
 
     def _negotiate(self, rq: AAssociateRQ, over: bool, ae_refused: bool) -> Negotiation:

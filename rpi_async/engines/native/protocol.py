@@ -30,7 +30,14 @@ from typing import Protocol, cast
 
 from rpi_async.config import Settings
 from rpi_async.dicom.status import FindStatus
-from rpi_async.engines.lifecycle import AssociationRecord, Lifecycle, Outcome, escaped
+from rpi_async.engines.lifecycle import (
+    AssociationRecord,
+    Charge,
+    Lifecycle,
+    Outcome,
+    ReceiveBudget,
+    escaped,
+)
 from rpi_async.service.monitor import Peer
 from rpi_async.service.query import SOP_NAMES, QueryService
 from rpi_async.ul import (
@@ -47,7 +54,7 @@ from rpi_async.ul import (
     TimerRequest,
 )
 from rpi_async.ul.codes import AbortReason, AbortSource
-from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
+from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP, is_uid
 from rpi_async.ul.negotiation import Negotiation
 from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ
 
@@ -62,6 +69,7 @@ class ServerState(Protocol):
 
     settings: Settings
     lifecycle: Lifecycle
+    budget: ReceiveBudget
     stopping: bool
     max_message_length: int
 
@@ -73,7 +81,9 @@ class ServerState(Protocol):
 
     def negotiate(self, rq: AAssociateRQ, record: AssociationRecord) -> Negotiation: ...
 
-    def connection_opened(self, protocol: AssociationProtocol) -> None: ...
+    def connection_opened(self, protocol: AssociationProtocol) -> bool: ...
+
+    def request_answered(self, protocol: AssociationProtocol) -> None: ...
 
     def connection_closed(self, protocol: AssociationProtocol) -> None: ...
 
@@ -94,6 +104,12 @@ class AssociationProtocol(asyncio.Protocol):
         self._current: int | None = None  # message id of the request in progress
         self._artim: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._incomplete: asyncio.TimerHandle | None = None  # completion deadline
+        self._pdu_started: float | None = None  # first byte of the PDU being received
+        self._message_started: float | None = None  # first PDU of the message in progress
+        self._pdus_seen = 0
+        self._message_done = False
+        self.charge = Charge()  # this connection's share of the engine's ReceiveBudget
         self._last_activity = 0.0
         self._established = False
         self._reading_paused = False
@@ -111,8 +127,12 @@ class AssociationProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = Peer("", str(peer[0]), int(peer[1]))
         self.record = self.engine.lifecycle.opened(str(peer[0]), int(peer[1]))
-        self.engine.connection_opened(self)
         self.conn.connection_made()
+        if not self.engine.connection_opened(self):
+            log.info("%s has too many connections without a request: closing", self.peer.address)
+            self._set_outcome(Outcome.ABORTED, "too many connections without a request")
+            self.transport.close()
+            return
         self._apply_timer()
         self._touch()
 
@@ -120,6 +140,13 @@ class AssociationProtocol(asyncio.Protocol):
         self._touch()
         self.conn.receive_data(data)
         self._pump()
+        if not self.engine.budget.charge(self.charge, self.conn.held_bytes):
+            log.info(
+                "receive budget exhausted: aborting the association from %s", self.peer.address
+            )
+            self._abort("receive budget exhausted")
+            return
+        self._watch_completion()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too; connection_lost follows
@@ -162,21 +189,24 @@ class AssociationProtocol(asyncio.Protocol):
             elif isinstance(event, ConnectionClosed):
                 break
             self._after_call()
+        self._after_call()  # a PDU that closes without an indication (AA-2 in Sta2, Sta13)
         if len(self._queue) > MAX_QUEUED and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
 
     def _on_request(self, event: AssociationRequested) -> None:
         rq = event.request
-        self.peer = Peer(rq.calling_ae_title.strip(), self.peer.address, self.peer.port)
+        self.peer = Peer(rq.calling_ae_title, self.peer.address, self.peer.port)
         # Access policy and limits; the lifecycle counts the outcome before the answer
         # leaves (a peer that has it may already read the stats).
         negotiation = self.engine.negotiate(rq, self.record)
         data = self.conn.respond(negotiation.reply)
         self._established = isinstance(negotiation.reply, AAssociateAC)
+        self.engine.request_answered(self)
         self._write(data)
 
     def _on_message(self, event: DimseMessage) -> None:
+        self._message_done = True
         command = event.command
         if isinstance(command, CCancelRQ):
             self.engine.lifecycle.stats.cancel_received()
@@ -234,7 +264,9 @@ class AssociationProtocol(asyncio.Protocol):
         sop = command.affected_sop_class_uid
         message_id = command.message_id
         if context is not None and context.abstract_syntax != sop:
-            self._send(event.context_id, CFindRSP(message_id, sop, SOP_CLASS_NOT_SUPPORTED), None)
+            # A UID that cannot go back on the wire is answered with the context's.
+            named = sop if is_uid(sop) else context.abstract_syntax
+            self._send(event.context_id, CFindRSP(message_id, named, SOP_CLASS_NOT_SUPPORTED), None)
             self.record.statuses.append(SOP_CLASS_NOT_SUPPORTED)
             return
 
@@ -352,16 +384,56 @@ class AssociationProtocol(asyncio.Protocol):
         log.info("association from %s idle: aborting", self.peer.address)
         self._abort("idle")
 
+    def _watch_completion(self) -> None:
+        """Arm the completion deadline: a PDU must be complete within ``dimse_timeout``
+        of its first byte, a DIMSE message within it of its first PDU, whatever the
+        trickle (ARTIM covers the A-ASSOCIATE-RQ)."""
+        conn, loop = self.conn, self.engine.loop
+        now = loop.time()
+        if not self._established or not conn.buffered_bytes:
+            self._pdu_started = None
+        elif self._pdu_started is None or conn.pdus_received != self._pdus_seen:
+            self._pdu_started = now
+        self._pdus_seen = conn.pdus_received
+        if not self._established or not conn.assembling:
+            self._message_started = None
+        elif self._message_started is None or self._message_done:
+            self._message_started = now
+        self._message_done = False
+        starts = [t for t in (self._pdu_started, self._message_started) if t is not None]
+        if not starts:
+            if self._incomplete is not None:
+                self._incomplete.cancel()
+                self._incomplete = None
+            return
+        deadline = min(starts) + self.engine.settings.dimse_timeout
+        if self._incomplete is None or self._incomplete.when() != deadline:
+            if self._incomplete is not None:
+                self._incomplete.cancel()
+            self._incomplete = loop.call_at(deadline, self._completion_expired)
+
+    def _completion_expired(self) -> None:
+        self._incomplete = None
+        if self._reading_paused:  # our flow control holds the rest back, not the peer
+            self._incomplete = self.engine.loop.call_later(
+                self.engine.settings.dimse_timeout, self._completion_expired
+            )
+            return
+        timeout = self.engine.settings.dimse_timeout
+        log.info("incomplete PDU from %s after %g s: aborting", self.peer.address, timeout)
+        self._abort(f"PDU incomplete after {timeout:g} s")
+
     # -- end ---------------------------------------------------------------------------
 
     def _set_outcome(self, outcome: Outcome, detail: str = "") -> None:
         self.engine.lifecycle.ended(self.record, outcome, detail)
 
     def _finish(self) -> None:
-        for handle in (self._artim, self._idle):
+        for handle in (self._artim, self._idle, self._incomplete):
             if handle is not None:
                 handle.cancel()
-        self._artim = self._idle = None
+        self._artim = self._idle = self._incomplete = None
+        self.engine.budget.charge(self.charge, 0)
         self.engine.lifecycle.closed(self.record)
         self.engine.connection_closed(self)
         if not self.closed.done():
