@@ -245,7 +245,7 @@ class PatientStore:
         compact document included, as a query would (not only the schema)."""
         first = await self._fetch(_FIRST_PATIENT)
         if first:
-            await self._fetch(_LOOKUP, (first[0][0], first[0][1]))
+            await self._fetch(_LOOKUP, (first[0][0], first[0][1], *_NO_ANSWER))
 
     async def generation(self) -> int:
         """A counter bumped by every import; cached renderings older than it are stale."""
