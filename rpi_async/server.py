@@ -90,6 +90,7 @@ class Server:
         self.audit: AuditTrail | None = None
         self.access: AccessPolicy | None = None
         self._stop = asyncio.Event()
+        self._draining = False  # SIGTERM seen: /readyz 503 for drain_delay, then stop
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._services: ServiceSlot | None = None
@@ -211,6 +212,8 @@ class Server:
         """(ready, reason): accepting associations and the database answers."""
         if not self._ready.is_set() or self._stop.is_set():
             return False, "not accepting associations"
+        if self._draining:
+            return False, "stopping: draining before the port closes"
         path = self.db_path
         if not os.access(path, os.R_OK):
             return False, f"database {path} is missing or unreadable"
@@ -300,8 +303,23 @@ class Server:
         await self.wait_closed()
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("received %s: stopping (grace %.0f s)", sig.name, self.settings.shutdown_grace)
-        self.stop()
+        """Stop; with ``drain_delay``, first answer /readyz 503 for that long while still
+        accepting, so a load balancer's health check takes the node out before the port
+        closes (a connection the balancer forwards then is never refused). A second
+        signal stops at once."""
+        delay = self.settings.drain_delay
+        if self._draining or delay <= 0 or not self._ready.is_set():
+            log.info("received %s: stopping (grace %.0f s)", sig.name, self.settings.shutdown_grace)
+            self.stop()
+            return
+        self._draining = True
+        log.info(
+            "received %s: not ready, stopping in %.1f s (grace %.0f s)",
+            sig.name,
+            delay,
+            self.settings.shutdown_grace,
+        )
+        asyncio.get_running_loop().call_later(delay, self.stop)
 
     def _on_reload_signal(self) -> None:
         if not self._ready.is_set():
