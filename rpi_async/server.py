@@ -38,8 +38,10 @@ from rpi_async.ops.audit import AuditTrail
 from rpi_async.ops.hooks import QueryHooks
 from rpi_async.ops.http import OpsHttpServer
 from rpi_async.ops.metrics import CONTENT_TYPE, Metrics
+from rpi_async.ops.notify import Notifier
 from rpi_async.ops.setup import build_audit
 from rpi_async.ops.shedding import InFlightLimiter
+from rpi_async.ops.workers import ready_line, reload_line
 from rpi_async.service.query import QueryService
 from rpi_async.service.request import RequestReader
 from rpi_async.service.stats import ServerStats
@@ -103,6 +105,7 @@ class Server:
         self.reader = RequestReader()
         self.renderer = Renderer()
         self.monitor = QueryHooks(self.limiter, called_ae=settings.ae_title)
+        self._notify = Notifier(None)  # ``run`` talks to systemd when started by it
 
     @property
     def port(self) -> int:
@@ -173,7 +176,11 @@ class Server:
         if s.metrics_port is not None:
             metrics = Metrics(self.stats, self.limiter, engine=s.engine, audit=self.audit)
             timings = metrics.timings
-            http = OpsHttpServer(metrics.render, CONTENT_TYPE, self.readiness)
+
+            async def render() -> bytes:
+                return metrics.render()
+
+            http = OpsHttpServer(render, CONTENT_TYPE, self.readiness)
             try:
                 self.metrics_address = await http.start(s.metrics_host, s.metrics_port)
             except OSError as exc:
@@ -286,8 +293,9 @@ class Server:
         self.stop()
         await self.wait_closed()
 
-    async def run(self, *, announce: bytes | None = None) -> None:
-        """Serve until SIGINT or SIGTERM (SIGHUP: reload). ``announce`` goes to stdout."""
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM (SIGHUP: reload), telling systemd (``ops.notify``)
+        or, as a worker, the supervisor (lines on stdout, ``ops.workers``) how it goes."""
         loop = asyncio.get_running_loop()
         # Handlers first: a signal that arrives while starting must not kill the process.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -295,18 +303,33 @@ class Server:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        if not self.worker:  # a worker's supervisor speaks to systemd for the group
+            self._notify = Notifier.from_environ()
         await self.start()
         tune_collector()
-        if announce is not None:
-            sys.stdout.buffer.write(announce)
-            sys.stdout.buffer.flush()
-        await self.wait_closed()
+        if self.worker:
+            port = self.metrics_address[1] if self.metrics_address else None
+            _tell_supervisor(ready_line(port))
+        self._notify.ready(f"serving {self.db_path} on port {self.port}")
+        self._notify.start_watchdog(loop)
+        try:
+            await self.wait_closed()
+        finally:
+            self._notify.close()
+
+    async def _reload_and_report(self) -> None:
+        ok = await self.reload()
+        if self.worker:
+            _tell_supervisor(reload_line(ok))
+        state = "serving" if ok else "reload failed, still serving the previous file"
+        self._notify.ready(f"{state}: {self.db_path}")
 
     def _on_signal(self, sig: signal.Signals) -> None:
         """Stop; with ``drain_delay``, first answer /readyz 503 for that long while still
         accepting, so a load balancer's health check takes the node out before the port
         closes (a connection the balancer forwards then is never refused). A second
         signal stops at once."""
+        self._notify.stopping()
         delay = self.settings.drain_delay
         if self._draining or delay <= 0 or not self._ready.is_set():
             log.info("received %s: stopping (grace %.0f s)", sig.name, self.settings.shutdown_grace)
@@ -326,7 +349,13 @@ class Server:
             log.warning("received SIGHUP while starting: ignored")
             return
         log.info("received SIGHUP: reopening the database %s", self.db_path)
-        self._spawn(self.reload())
+        self._notify.reloading()
+        self._spawn(self._reload_and_report())
+
+
+def _tell_supervisor(line: bytes) -> None:
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

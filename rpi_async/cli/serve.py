@@ -132,12 +132,7 @@ def serve(
             from rpi_async.supervisor import Supervisor
 
             raise typer.Exit(run_event_loop(Supervisor(settings).run()))
-        if worker:
-            from rpi_async.supervisor import READY_LINE
-
-            run_event_loop(Server(settings, worker=True).run(announce=READY_LINE))
-        else:
-            run_event_loop(Server(settings).run())
+        run_event_loop(Server(settings, worker=worker).run())
     except RpiError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
