@@ -23,6 +23,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import ssl
 import sys
 from collections.abc import AsyncIterator, Coroutine
@@ -41,6 +42,7 @@ from rpi_async.ops.metrics import CONTENT_TYPE, Metrics
 from rpi_async.ops.notify import Notifier
 from rpi_async.ops.setup import build_audit
 from rpi_async.ops.shedding import InFlightLimiter
+from rpi_async.ops.store_info import StoreIdentity, identify
 from rpi_async.ops.workers import ready_line, reload_line
 from rpi_async.service.query import QueryService
 from rpi_async.service.request import RequestReader
@@ -101,6 +103,7 @@ class Server:
         self._background: set[asyncio.Task[object]] = set()
         self._reload_lock = asyncio.Lock()
         self.store: PatientStore | None = None
+        self.store_identity: StoreIdentity | None = None  # of the file opened last
         # The process's query caches, shared by every QueryService this server builds.
         self.reader = RequestReader()
         self.renderer = Renderer()
@@ -129,6 +132,23 @@ class Server:
             mmap_bytes=s.store_mmap_mib << 20,
         )
 
+    async def _identify_store(self) -> None:
+        try:
+            self.store_identity = await asyncio.to_thread(identify, self.db_path)
+        except (OSError, sqlite3.Error, RpiError) as exc:
+            self.store_identity = None
+            log.warning("cannot read the identity of %s: %s", self.db_path, exc)
+            return
+        i = self.store_identity
+        log.info(
+            "database %s: content %s, generation %d, schema %d, %d patients",
+            self.db_path,
+            i.content,
+            i.generation,
+            i.schema,
+            i.patients,
+        )
+
     def _service(self, store: PatientStore) -> QueryService:
         return QueryService(
             store,
@@ -146,6 +166,7 @@ class Server:
         self.access = access
         ssl_context = _tls_context(s)
         self.store = await self._open_store()
+        await self._identify_store()
         try:
             await self._start_ops()
             self._services = ServiceSlot(self._service(self.store))
@@ -174,7 +195,13 @@ class Server:
         self.audit = build_audit(s)
         timings = None
         if s.metrics_port is not None:
-            metrics = Metrics(self.stats, self.limiter, engine=s.engine, audit=self.audit)
+            metrics = Metrics(
+                self.stats,
+                self.limiter,
+                engine=s.engine,
+                audit=self.audit,
+                store=lambda: self.store_identity,
+            )
             timings = metrics.timings
 
             async def render() -> bytes:
@@ -246,6 +273,7 @@ class Server:
                 log.error("database reload failed, still serving the previous file: %s", exc)
                 return False
             old, self.store = self.store, store
+            await self._identify_store()
             if self._services is not None:
                 self._services.current = self._service(store)
             if old is not None:

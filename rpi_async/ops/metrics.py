@@ -11,7 +11,7 @@ process (the tests) do not mix their numbers. Every name starts with ``rpi_``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from rpi_async import __version__
 from rpi_async.ops.audit import AuditTrail
 from rpi_async.ops.shedding import InFlightLimiter
+from rpi_async.ops.store_info import StoreIdentity
 from rpi_async.service.stats import ServerStats
 
 LATENCY_BUCKETS = (
@@ -80,11 +81,13 @@ class StatsCollector(Collector):
         *,
         engine: str,
         audit: AuditTrail | None = None,
+        store: Callable[[], StoreIdentity | None] = lambda: None,
     ) -> None:
         self.stats = stats
         self.limiter = limiter
         self.engine = engine
         self.audit = audit
+        self.store = store
 
     def collect(self) -> Iterator[Metric]:
         snap = self.stats.snapshot()
@@ -129,6 +132,7 @@ class StatsCollector(Collector):
             "Queries answered A700 at once because max_in_flight were in flight",
             value=self.limiter.shed,
         )
+        yield from self._store_families()
         if self.audit is not None:
             yield CounterMetricFamily(
                 "rpi_audit_records", "Audit records written", value=self.audit.written
@@ -144,6 +148,26 @@ class StatsCollector(Collector):
                 value=self.audit.failed,
             )
 
+    def _store_families(self) -> Iterator[Metric]:
+        identity = self.store()
+        if identity is None:
+            return
+        info = GaugeMetricFamily(
+            "rpi_store_info",
+            "The database served: content digest, generation, schema version",
+            labels=["content", "generation", "schema"],
+        )
+        info.add_metric([identity.content, str(identity.generation), str(identity.schema)], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "rpi_store_patients", "Patients in the database served", value=identity.patients
+        )
+        yield GaugeMetricFamily(
+            "rpi_store_loaded_timestamp_seconds",
+            "When the database served was opened (Unix time)",
+            value=identity.loaded,
+        )
+
 
 class Metrics:
     """One server's registry: its counters, its histograms, and the exposition text."""
@@ -155,9 +179,12 @@ class Metrics:
         *,
         engine: str,
         audit: AuditTrail | None = None,
+        store: Callable[[], StoreIdentity | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StatsCollector(stats, limiter, engine=engine, audit=audit))
+        self.registry.register(
+            StatsCollector(stats, limiter, engine=engine, audit=audit, store=store)
+        )
         self.timings = Timings(self.registry)
 
     def render(self) -> bytes:
