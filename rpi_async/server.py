@@ -138,16 +138,12 @@ class Server:
         except (OSError, sqlite3.Error, RpiError) as exc:
             self.store_identity = None
             log.warning("cannot read the identity of %s: %s", self.db_path, exc)
-            return
+
+    def _identity_text(self) -> str:
         i = self.store_identity
-        log.info(
-            "database %s: content %s, generation %d, schema %d, %d patients",
-            self.db_path,
-            i.content,
-            i.generation,
-            i.schema,
-            i.patients,
-        )
+        if i is None:
+            return "identity unknown"
+        return f"content {i.content}, generation {i.generation}, {i.patients} patients"
 
     def _service(self, store: PatientStore) -> QueryService:
         return QueryService(
@@ -179,7 +175,7 @@ class Server:
             await self.store.close()
             raise
         log.info(
-            "%s on %s:%d as %s (engine %s%s, database %s)",
+            "%s on %s:%d as %s (engine %s%s, database %s: %s)",
             f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
             self.address[0] if self.address else "?",
             self.port,
@@ -187,6 +183,7 @@ class Server:
             s.engine,
             ", TLS" if ssl_context else "",
             s.db,
+            self._identity_text(),
         )
 
     async def _start_ops(self) -> None:
@@ -280,7 +277,7 @@ class Server:
                 self._retired.add(old)
                 loop = asyncio.get_running_loop()
                 loop.call_later(self.settings.query_timeout, self._close_retired, old)
-            log.info("database reopened: %s", self.db_path)
+            log.info("database reopened: %s (%s)", self.db_path, self._identity_text())
             return True
 
     def _close_retired(self, store: PatientStore) -> None:

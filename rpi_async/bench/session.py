@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
+import ssl
 from collections import deque
 from typing import cast
 
@@ -40,6 +41,7 @@ class ErrorKind(enum.StrEnum):
     ABORTED = "aborted"
     TIMED_OUT = "timed-out"
     PROTOCOL_ERROR = "protocol-error"
+    TLS_FAILED = "tls-failed"
 
 
 class AssociationFailed(Exception):
@@ -159,11 +161,22 @@ class Session:
         self.explicit = explicit
 
     @classmethod
-    async def open(cls, host: str, port: int, associate_rq: bytes) -> Session:
-        """Connect, send the A-ASSOCIATE-RQ, and return once it is accepted."""
+    async def open(
+        cls, host: str, port: int, associate_rq: bytes, tls: ssl.SSLContext | None = None
+    ) -> Session:
+        """Connect (over TLS with ``tls``), send the A-ASSOCIATE-RQ, and return once it is
+        accepted."""
         loop = asyncio.get_running_loop()
         try:
-            transport, stream = await loop.create_connection(PduStream, host, port)
+            transport, stream = await loop.create_connection(
+                PduStream, host, port, ssl=tls, server_hostname=host if tls else None
+            )
+        except ssl.SSLCertVerificationError as exc:
+            detail = f"server certificate not trusted ({exc.verify_message})"
+            raise AssociationFailed(ErrorKind.TLS_FAILED, detail) from None
+        except ssl.SSLError as exc:
+            detail = f"TLS handshake failed ({exc.reason or exc})"
+            raise AssociationFailed(ErrorKind.TLS_FAILED, detail) from None
         except ConnectionRefusedError:
             raise AssociationFailed(ErrorKind.REFUSED, "connection refused") from None
         except OSError as exc:
