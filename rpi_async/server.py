@@ -26,6 +26,7 @@ import signal
 import sqlite3
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from rpi_async.engines import EngineContext, create_engine
 from rpi_async.engines.base import Engine, ServiceSlot
 from rpi_async.errors import ConfigError, RpiError, StoreUnavailable
 from rpi_async.ops.access import AccessPolicy
-from rpi_async.ops.audit import AuditTrail
+from rpi_async.ops.audit import ActivityAudit, AuditTrail, SecurityAudit
 from rpi_async.ops.hooks import QueryHooks
 from rpi_async.ops.http import OpsHttpServer
 from rpi_async.ops.metrics import CONTENT_TYPE, Metrics
@@ -174,6 +175,8 @@ class Server:
             await self._close_ops()
             await self.store.close()
             raise
+        if self.audit is not None:
+            self.audit.submit(ActivityAudit(time.time(), True, s.ae_title))
         log.info(
             "%s on %s:%d as %s (engine %s%s, database %s: %s)",
             f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
@@ -216,6 +219,14 @@ class Server:
             log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
         self.monitor.timings = timings
         self.monitor.audit = self.audit
+        if self.audit is not None and self.access is not None:
+            self.access.on_refused = self._refused
+
+    def _refused(self, calling_ae: str, address: str) -> None:
+        """Security Alert for an association the access policy refused (any thread)."""
+        if self.audit is not None:
+            reason = f"association refused: calling AE {calling_ae!r} not allowed from {address}"
+            self.audit.submit(SecurityAudit(time.time(), reason, calling_ae, address))
 
     async def _start_engine(self, engine: Engine) -> None:
         def on_ready(address: tuple[str, int]) -> None:
@@ -235,6 +246,10 @@ class Server:
             await self._http.close()
             self._http = None
         if self.audit is not None:
+            if self._ready.is_set():  # it had started: Application Stop
+                self.audit.submit(ActivityAudit(time.time(), False, self.settings.ae_title))
+            if self.access is not None:
+                self.access.on_refused = None
             self.monitor.audit = None
             await asyncio.to_thread(self.audit.close)
             self.audit = None

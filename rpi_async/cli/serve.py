@@ -204,6 +204,8 @@ _EFFECTIVE_WHEN_UNSET: dict[str, Callable[[], str]] = {
     "metrics_port": lambda: "off",
     "audit_file": lambda: "off",
     "audit_syslog": lambda: "off",
+    "audit_syslog_ca": lambda: "system CAs",
+    "audit_spool": lambda: "off",
     "audit_secret_file": _audit_key_path,
     "audit_source_id": socket.gethostname,
     "tls_cert": lambda: "off",

@@ -152,6 +152,20 @@ class Settings:
         default=False,
         metadata=_doc("send DICOM audit messages (PS3.15 A.5.3) to audit_syslog, not JSON"),
     )
+    audit_syslog_ca: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "PEM CA certificates of the audit repository (audit_syslog = tls://...; "
+            "default: the system's)"
+        ),
+    )
+    audit_spool: Path | None = field(
+        default=None,
+        metadata=_doc("keep audit messages here while audit_syslog is down; sent when it is back"),
+    )
+    audit_spool_mib: int = field(
+        default=64, metadata=_doc("MiB the audit spool may hold; beyond, records are dropped")
+    )
     audit_patient_id: str = field(
         default="hash", metadata=_doc("patient IDs in audit records: hash (HMAC-SHA256) or clear")
     )
@@ -231,6 +245,11 @@ class Settings:
                 parse_syslog_target(self.audit_syslog)
             except ValueError as exc:
                 raise bad("audit_syslog", str(exc)) from None
+        if self.audit_spool_mib < 1:
+            raise bad("audit_spool_mib", "must be at least 1")
+        if (self.audit_spool or self.audit_syslog_ca) and not self.audit_syslog:
+            key = "audit_spool" if self.audit_spool else "audit_syslog_ca"
+            raise bad(key, "needs audit_syslog")
         if self.audit_atna and not self.audit_syslog:
             raise bad("audit_atna", "needs audit_syslog, where the audit messages go")
         try:
@@ -276,7 +295,7 @@ def check_files(settings: Settings) -> None:
     Kept out of ``__post_init__``: it looks at the file system, which settings built in
     one place (a test, a supervisor's worker) may not share.
     """
-    for key in ("tls_cert", "tls_key", "tls_ca"):
+    for key in ("tls_cert", "tls_key", "tls_ca", "audit_syslog_ca"):
         path = getattr(settings, key)
         if path is None:
             continue

@@ -135,12 +135,19 @@ class StatsCollector(Collector):
         yield from self._store_families()
         if self.audit is not None:
             yield CounterMetricFamily(
-                "rpi_audit_records", "Audit records written", value=self.audit.written
+                "rpi_audit_records",
+                "Audit records delivered by every sink",
+                value=self.audit.written,
             )
             yield CounterMetricFamily(
                 "rpi_audit_records_dropped",
-                "Audit records dropped because the audit queue was full",
-                value=self.audit.dropped,
+                "Audit records dropped: the audit queue or the spool was full",
+                value=self.audit.dropped_total,
+            )
+            yield GaugeMetricFamily(
+                "rpi_audit_records_spooled",
+                "Audit records waiting in the spool for the syslog repository",
+                value=self.audit.spooled,
             )
             yield CounterMetricFamily(
                 "rpi_audit_records_failed",

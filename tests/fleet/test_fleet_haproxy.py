@@ -30,7 +30,8 @@ def node_args(db: Path, port: int, metrics: int, audit: Path, key: Path) -> list
 
 
 def audit_peers(path: Path) -> set[str]:
-    return {json.loads(line)["peer"] for line in path.read_text().splitlines()}
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {r["peer"] for r in records if r["event"] == "query"}
 
 
 def test_refresh_and_restart_lose_nothing(tmp_path: Path) -> None:
