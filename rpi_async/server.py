@@ -166,6 +166,10 @@ class Server:
         await self._identify_store()
         try:
             await self._start_ops()
+            if ssl_context is not None and self.audit is not None:
+                from rpi_async.ops.tls import report_handshake_failures
+
+                report_handshake_failures(ssl_context, self._tls_failed)
             self._services = ServiceSlot(self._service(self.store))
             engine = create_engine(
                 EngineContext(s, self._services, self.stats, access, ssl_context)
@@ -221,6 +225,13 @@ class Server:
         self.monitor.audit = self.audit
         if self.audit is not None and self.access is not None:
             self.access.on_refused = self._refused
+
+    def _tls_failed(self, address: str, reason: str) -> None:
+        """Security Alert for a failed TLS handshake (any thread)."""
+        if self.audit is not None:
+            where = f" from {address}" if address else ""
+            text = f"TLS handshake failed{where}: {reason}"
+            self.audit.submit(SecurityAudit(time.time(), text, "", address))
 
     def _refused(self, calling_ae: str, address: str) -> None:
         """Security Alert for an association the access policy refused (any thread)."""

@@ -29,7 +29,9 @@ ActiveParticipant with RoleIDCode (110150, DCM, "Application"). Security Alert: 
 (110113, DCM, "Security Alert"), EventTypeCode (110126, DCM, "Node Authentication"),
 outcome 4 with the reason as EventOutcomeDescription, our process as the reporting
 participant, the refused peer (calling AE title, IP address) as the requestor, and the
-peer's address as the alert subject, ParticipantObjectIDTypeCode (110182, DCM, "Node ID").
+peer's address as the alert subject, ParticipantObjectIDTypeCode (110182, DCM, "Node ID");
+it is sent for associations the access policy refused and for failed TLS handshakes
+(where the address is unknown, the address attributes and the subject are left out).
 
 The query object carries the Patient ID as the audit trail is configured: hashed by
 default (the 64 hex digits of the HMAC, without the ``sha256:`` prefix, so the value
@@ -249,23 +251,18 @@ def security_message(item: SecurityAudit, *, ae_title: str, source_id: str = "")
     )
     ET.SubElement(event, "EventOutcomeDescription").text = item.reason
     _ourselves(root, ae_title, None)
-    ET.SubElement(
-        root,
-        "ActiveParticipant",
-        {
-            "UserID": item.calling_ae or "-",
-            "UserIsRequestor": "true",
-            "NetworkAccessPointID": item.peer_address,
-            "NetworkAccessPointTypeCode": "2",
-        },
-    )
+    peer = {"UserID": item.calling_ae or "-", "UserIsRequestor": "true"}
+    if item.peer_address:  # unknown for a TLS handshake that failed on a transport
+        peer |= {"NetworkAccessPointID": item.peer_address, "NetworkAccessPointTypeCode": "2"}
+    ET.SubElement(root, "ActiveParticipant", peer)
     _source(root, source_id)
-    obj = ET.SubElement(
-        root,
-        "ParticipantObjectIdentification",
-        {"ParticipantObjectID": item.peer_address, "ParticipantObjectTypeCode": "2"},
-    )
-    _coded(obj, "ParticipantObjectIDTypeCode", ID_TYPE_NODE)
+    if item.peer_address:
+        obj = ET.SubElement(
+            root,
+            "ParticipantObjectIdentification",
+            {"ParticipantObjectID": item.peer_address, "ParticipantObjectTypeCode": "2"},
+        )
+        _coded(obj, "ParticipantObjectIDTypeCode", ID_TYPE_NODE)
     xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return xml
 

@@ -229,3 +229,35 @@ def test_refused_association_is_a_security_alert(sample_db: Path, tmp_path: Path
     events = [r["event"] for r in records]
     assert events == ["application-start", "security-alert", "application-stop"]
     assert (records[1]["calling_ae"], records[1]["peer"]) == ("STRANGER", "127.0.0.1")
+
+
+@pytest.mark.network
+def test_failed_tls_handshake_is_a_security_alert(
+    sample_db: Path, tmp_path: Path, engine: str
+) -> None:
+    pki = make_pki(tmp_path)
+    audit = tmp_path / "audit.jsonl"
+    settings = server_settings(
+        sample_db,
+        engine,
+        audit_file=audit,
+        audit_secret_file=tmp_path / "key",
+        tls_cert=pki.server_cert,
+        tls_key=pki.server_key,
+        tls_ca=pki.ca,
+        tls_require_client_cert=True,
+    )
+    thread = OpsServerThread(settings)
+    srv = thread.start()
+    try:
+        with pytest.raises(RpiError, match="refused our certificate"):
+            scu.echo(srv.host, srv.port, timeout=5, tls=client_context(pki.ca))
+    finally:
+        thread.stop()
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    alerts = [r for r in records if r["event"] == "security-alert"]
+    assert alerts, records
+    assert all(r["reason"].startswith("TLS handshake failed") for r in alerts)
+    assert "CERTIFICATE" in alerts[0]["reason"].upper()
+    if engine == "pynetdicom":  # a socket knows its peer; a TLS transport's BIO does not
+        assert alerts[0]["peer"] == "127.0.0.1"
