@@ -10,6 +10,13 @@ listens to its logger (errors only, nothing printed) and to the PDUs received wh
 associate. A TLS server answers our A-ASSOCIATE-RQ with a TLS record (0x15 alert, 0x16
 handshake) or, as Python's ``ssl`` does, just resets the connection; after a hang-up
 without an answer, a short second connection tries a TLS handshake to tell which.
+
+With ``tls`` (an ``ssl.SSLContext``, ``ops.tls.client_context``) the association runs
+over TLS (PS3.15 Annex B). pynetdicom reports a failed handshake only as a failed
+connection, so after any failure a short second connection repeats the handshake by
+itself and says what failed: the server's certificate (not trusted, wrong name), ours
+(refused by the server: a TLS 1.3 server says so only after the handshake, so one
+byte is read), a server that does not speak TLS, or a timeout.
 """
 
 from __future__ import annotations
@@ -153,7 +160,9 @@ def _unknown_pdu_type(watch: _PeerWatch) -> int | None:
         return None
 
 
-def _associate(ae: AE, host: str, port: int, aec: str, timeout: float) -> object:
+def _associate(
+    ae: AE, host: str, port: int, aec: str, timeout: float, tls: ssl.SSLContext | None
+) -> object:
     _resolve(host, port)
     peer = f"{host}:{port}"
     opened: list[bool] = []
@@ -170,10 +179,15 @@ def _associate(ae: AE, host: str, port: int, aec: str, timeout: float) -> object
             port,
             ae_title=aec,
             evt_handlers=[(evt.EVT_CONN_OPEN, on_open), (evt.EVT_PDU_RECV, watch.on_pdu)],
+            tls_args=(tls, host) if tls is not None else None,
         )
     if assoc.is_established:
         return assoc
     _close_socket(assoc)
+    if tls is not None and not assoc.is_rejected:
+        failure = _tls_failure(host, port, tls, timeout)
+        if failure is not None:
+            raise failure
     if not opened:
         raise _connect_failure(watch, peer, timeout)
     if assoc.is_rejected:
@@ -200,9 +214,59 @@ def _associate(ae: AE, host: str, port: int, aec: str, timeout: float) -> object
 
 def _tls_port(peer: str) -> AssociationFailed:
     return AssociationFailed(
-        f"{peer} answered in TLS: it is a DICOM-over-TLS port, and this client "
-        "speaks plain DICOM only"
+        f"{peer} answered in TLS: it is a DICOM-over-TLS port (use --tls, and --tls-ca for its CA)"
     )
+
+
+# OpenSSL reasons that mean the server refused or could not check our certificate.
+_CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE")
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER", "PACKET_LENGTH_TOO_LONG")
+
+
+def _tls_failure(
+    host: str, port: int, context: ssl.SSLContext, timeout: float
+) -> AssociationFailed | None:
+    """What goes wrong in a TLS handshake with the peer; None when it succeeds."""
+    peer = f"{host}:{port}"
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError:
+        return AssociationFailed(f"cannot connect to {peer}: no answer within {timeout:g} s")
+    except ConnectionRefusedError:
+        return AssociationFailed(f"connection refused by {peer} (nothing listens on that port)")
+    except OSError as exc:
+        return AssociationFailed(f"cannot connect to {peer}: {exc.strerror or exc}")
+    refused = AssociationFailed(
+        f"TLS handshake with {peer} failed: the server refused our certificate, or wants "
+        "one (--tls-cert/--tls-key)"
+    )
+    try:
+        with raw, context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.settimeout(min(timeout, 1.0))  # TLS 1.3: a refused client certificate
+            try:  # ends the connection (with an alert, or none) after the handshake
+                tls.recv(1)
+            except TimeoutError:
+                return None  # the server waits for DICOM: the handshake worked
+            return refused
+    except ssl.SSLCertVerificationError as exc:
+        return AssociationFailed(
+            f"TLS handshake with {peer} failed: its certificate is not trusted "
+            f"({exc.verify_message}); give its CA with --tls-ca"
+        )
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc)
+        if any(r in reason.upper() for r in _NOT_TLS):
+            return AssociationFailed(f"{peer} does not speak TLS (handshake failed: {reason})")
+        if "ALERT" in reason.upper() and any(r in reason.upper() for r in _CLIENT_CERT_ALERTS):
+            return refused
+        return AssociationFailed(f"TLS handshake with {peer} failed: {reason}")
+    except TimeoutError:
+        return AssociationFailed(f"TLS handshake with {peer}: no answer within {timeout:g} s")
+    except OSError:
+        return AssociationFailed(
+            f"{peer} closed the connection during the TLS handshake "
+            "(a plain DICOM port, or it refused us)"
+        )
 
 
 def _speaks_tls(host: str, port: int, timeout: float) -> bool:
@@ -248,11 +312,12 @@ def find(
     aec: str = "RPI_SCP",
     aet: str = "RPI_SCU",
     timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
 ) -> list[FindResponse]:
     """Send one C-FIND and return every response, the final one last."""
     check_arguments(host, port, aec, aet)
     ae = _make_ae(aet, str(sop_class), timeout)
-    assoc = _associate(ae, host, port, aec, timeout)
+    assoc = _associate(ae, host, port, aec, timeout, tls)
     responses: list[FindResponse] = []
     try:
         for status, ds in assoc.send_c_find(identifier, str(sop_class)):  # type: ignore[attr-defined]
@@ -276,12 +341,18 @@ def find(
 
 
 def echo(
-    host: str, port: int, *, aec: str = "RPI_SCP", aet: str = "RPI_SCU", timeout: float = 30.0
+    host: str,
+    port: int,
+    *,
+    aec: str = "RPI_SCP",
+    aet: str = "RPI_SCU",
+    timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
 ) -> int:
     """Send one C-ECHO; return its status."""
     check_arguments(host, port, aec, aet)
     ae = _make_ae(aet, SopClass.VERIFICATION, timeout)
-    assoc = _associate(ae, host, port, aec, timeout)
+    assoc = _associate(ae, host, port, aec, timeout, tls)
     try:
         status = assoc.send_c_echo()  # type: ignore[attr-defined]
         if not status:

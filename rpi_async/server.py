@@ -23,8 +23,10 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,15 @@ from rpi_async.engines import EngineContext, create_engine
 from rpi_async.engines.base import Engine, ServiceSlot
 from rpi_async.errors import ConfigError, RpiError, StoreUnavailable
 from rpi_async.ops.access import AccessPolicy
-from rpi_async.ops.audit import AuditTrail
+from rpi_async.ops.audit import ActivityAudit, AuditTrail, SecurityAudit
 from rpi_async.ops.hooks import QueryHooks
 from rpi_async.ops.http import OpsHttpServer
 from rpi_async.ops.metrics import CONTENT_TYPE, Metrics
+from rpi_async.ops.notify import Notifier
 from rpi_async.ops.setup import build_audit
 from rpi_async.ops.shedding import InFlightLimiter
+from rpi_async.ops.store_info import StoreIdentity, identify
+from rpi_async.ops.workers import ready_line, reload_line
 from rpi_async.service.query import QueryService
 from rpi_async.service.request import RequestReader
 from rpi_async.service.stats import ServerStats
@@ -91,6 +96,7 @@ class Server:
         self.audit: AuditTrail | None = None
         self.access: AccessPolicy | None = None
         self._stop = asyncio.Event()
+        self._draining = False  # SIGTERM seen: /readyz 503 for drain_delay, then stop
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._services: ServiceSlot | None = None
@@ -99,10 +105,12 @@ class Server:
         self._background: set[asyncio.Task[object]] = set()
         self._reload_lock = asyncio.Lock()
         self.store: PatientStore | None = None
+        self.store_identity: StoreIdentity | None = None  # of the file opened last
         # The process's query caches, shared by every QueryService this server builds.
         self.reader = RequestReader()
         self.renderer = Renderer()
         self.monitor = QueryHooks(self.limiter, called_ae=settings.ae_title)
+        self._notify = Notifier(None)  # ``run`` talks to systemd when started by it
 
     @property
     def port(self) -> int:
@@ -126,6 +134,19 @@ class Server:
             mmap_bytes=s.store_mmap_mib << 20,
         )
 
+    async def _identify_store(self) -> None:
+        try:
+            self.store_identity = await asyncio.to_thread(identify, self.db_path)
+        except (OSError, sqlite3.Error, RpiError) as exc:
+            self.store_identity = None
+            log.warning("cannot read the identity of %s: %s", self.db_path, exc)
+
+    def _identity_text(self) -> str:
+        i = self.store_identity
+        if i is None:
+            return "identity unknown"
+        return f"content {i.content}, generation {i.generation}, {i.patients} patients"
+
     def _service(self, store: PatientStore) -> QueryService:
         return QueryService(
             store,
@@ -148,8 +169,13 @@ class Server:
         self.access = access
         ssl_context = _tls_context(s)
         self.store = await self._open_store()
+        await self._identify_store()
         try:
             await self._start_ops()
+            if ssl_context is not None and self.audit is not None:
+                from rpi_async.ops.tls import report_handshake_failures
+
+                report_handshake_failures(ssl_context, self._tls_failed)
             self._services = ServiceSlot(self._service(self.store))
             engine = create_engine(
                 EngineContext(s, self._services, self.stats, access, ssl_context)
@@ -159,8 +185,10 @@ class Server:
             await self._close_ops()
             await self.store.close()
             raise
+        if self.audit is not None:
+            self.audit.submit(ActivityAudit(time.time(), True, s.ae_title))
         log.info(
-            "%s on %s:%d as %s (engine %s%s, database %s, max_associations %d %s)",
+            "%s on %s:%d as %s (engine %s%s, database %s: %s; max_associations %d %s)",
             f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
             self.address[0] if self.address else "?",
             self.port,
@@ -168,6 +196,7 @@ class Server:
             s.engine,
             ", TLS" if ssl_context else "",
             s.db,
+            self._identity_text(),
             s.max_associations,
             sizing,
         )
@@ -178,9 +207,19 @@ class Server:
         self.audit = build_audit(s)
         timings = None
         if s.metrics_port is not None:
-            metrics = Metrics(self.stats, self.limiter, engine=s.engine, audit=self.audit)
+            metrics = Metrics(
+                self.stats,
+                self.limiter,
+                engine=s.engine,
+                audit=self.audit,
+                store=lambda: self.store_identity,
+            )
             timings = metrics.timings
-            http = OpsHttpServer(metrics.render, CONTENT_TYPE, self.readiness)
+
+            async def render() -> bytes:
+                return metrics.render()
+
+            http = OpsHttpServer(render, CONTENT_TYPE, self.readiness)
             try:
                 self.metrics_address = await http.start(s.metrics_host, s.metrics_port)
             except OSError as exc:
@@ -192,6 +231,21 @@ class Server:
             log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
         self.monitor.timings = timings
         self.monitor.audit = self.audit
+        if self.audit is not None and self.access is not None:
+            self.access.on_refused = self._refused
+
+    def _tls_failed(self, address: str, reason: str) -> None:
+        """Security Alert for a failed TLS handshake (any thread)."""
+        if self.audit is not None:
+            where = f" from {address}" if address else ""
+            text = f"TLS handshake failed{where}: {reason}"
+            self.audit.submit(SecurityAudit(time.time(), text, "", address))
+
+    def _refused(self, calling_ae: str, address: str) -> None:
+        """Security Alert for an association the access policy refused (any thread)."""
+        if self.audit is not None:
+            reason = f"association refused: calling AE {calling_ae!r} not allowed from {address}"
+            self.audit.submit(SecurityAudit(time.time(), reason, calling_ae, address))
 
     async def _start_engine(self, engine: Engine) -> None:
         def on_ready(address: tuple[str, int]) -> None:
@@ -211,6 +265,10 @@ class Server:
             await self._http.close()
             self._http = None
         if self.audit is not None:
+            if self._ready.is_set():  # it had started: Application Stop
+                self.audit.submit(ActivityAudit(time.time(), False, self.settings.ae_title))
+            if self.access is not None:
+                self.access.on_refused = None
             self.monitor.audit = None
             await asyncio.to_thread(self.audit.close)
             self.audit = None
@@ -219,6 +277,8 @@ class Server:
         """(ready, reason): accepting associations and the database answers."""
         if not self._ready.is_set() or self._stop.is_set():
             return False, "not accepting associations"
+        if self._draining:
+            return False, "stopping: draining before the port closes"
         path = self.db_path
         if not os.access(path, os.R_OK):
             return False, "database file is missing or unreadable"  # no path: the body is public
@@ -244,13 +304,14 @@ class Server:
                 log.error("database reload failed, still serving the previous file: %s", exc)
                 return False
             old, self.store = self.store, store
+            await self._identify_store()
             if self._services is not None:
                 self._services.current = self._service(store)
             if old is not None:
                 self._retired.add(old)
                 loop = asyncio.get_running_loop()
                 loop.call_later(self.settings.query_timeout, self._close_retired, old)
-            log.info("database reopened: %s", self.db_path)
+            log.info("database reopened: %s (%s)", self.db_path, self._identity_text())
             return True
 
     def _close_retired(self, store: PatientStore) -> None:
@@ -291,8 +352,9 @@ class Server:
         self.stop()
         await self.wait_closed()
 
-    async def run(self, *, announce: bytes | None = None) -> None:
-        """Serve until SIGINT or SIGTERM (SIGHUP: reload). ``announce`` goes to stdout."""
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM (SIGHUP: reload), telling systemd (``ops.notify``)
+        or, as a worker, the supervisor (lines on stdout, ``ops.workers``) how it goes."""
         loop = asyncio.get_running_loop()
         # Handlers first: a signal that arrives while starting must not kill the process.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -300,23 +362,59 @@ class Server:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        if not self.worker:  # a worker's supervisor speaks to systemd for the group
+            self._notify = Notifier.from_environ()
         await self.start()
         tune_collector()
-        if announce is not None:
-            sys.stdout.buffer.write(announce)
-            sys.stdout.buffer.flush()
-        await self.wait_closed()
+        if self.worker:
+            port = self.metrics_address[1] if self.metrics_address else None
+            _tell_supervisor(ready_line(port))
+        self._notify.ready(f"serving {self.db_path} on port {self.port}")
+        self._notify.start_watchdog(loop)
+        try:
+            await self.wait_closed()
+        finally:
+            self._notify.close()
+
+    async def _reload_and_report(self) -> None:
+        ok = await self.reload()
+        if self.worker:
+            _tell_supervisor(reload_line(ok))
+        state = "serving" if ok else "reload failed, still serving the previous file"
+        self._notify.ready(f"{state}: {self.db_path}")
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("received %s: stopping (grace %.0f s)", sig.name, self.settings.shutdown_grace)
-        self.stop()
+        """Stop; with ``drain_delay``, first answer /readyz 503 for that long while still
+        accepting, so a load balancer's health check takes the node out before the port
+        closes (a connection the balancer forwards then is never refused). A second
+        signal stops at once."""
+        self._notify.stopping()
+        delay = self.settings.drain_delay
+        if self._draining or delay <= 0 or not self._ready.is_set():
+            log.info("received %s: stopping (grace %.0f s)", sig.name, self.settings.shutdown_grace)
+            self.stop()
+            return
+        self._draining = True
+        log.info(
+            "received %s: not ready, stopping in %.1f s (grace %.0f s)",
+            sig.name,
+            delay,
+            self.settings.shutdown_grace,
+        )
+        asyncio.get_running_loop().call_later(delay, self.stop)
 
     def _on_reload_signal(self) -> None:
         if not self._ready.is_set():
             log.warning("received SIGHUP while starting: ignored")
             return
         log.info("received SIGHUP: reopening the database %s", self.db_path)
-        self._spawn(self.reload())
+        self._notify.reloading()
+        self._spawn(self._reload_and_report())
+
+
+def _tell_supervisor(line: bytes) -> None:
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class BenchConfig:
     hold: int = 0
     deadline: float | None = None
     server_pid: int | None = None
+    tls: ssl.SSLContext | None = None  # DICOM over TLS (``ops.tls.client_context``)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -146,7 +148,7 @@ async def probe(config: BenchConfig, associate_rq: bytes) -> None:
     session: Session | None = None
     try:
         async with asyncio.timeout(config.timeout):
-            session = await Session.open(config.host, config.port, associate_rq)
+            session = await Session.open(config.host, config.port, associate_rq, config.tls)
             await session.release()
     except TimeoutError:
         raise TargetUnusable(f"{where} did not answer within {config.timeout:g} s") from None
@@ -155,7 +157,10 @@ async def probe(config: BenchConfig, associate_rq: bytes) -> None:
             raise TargetUnusable(f"association rejected by {where}: {exc.detail}") from None
         if exc.kind in (ErrorKind.REFUSED, ErrorKind.CONNECT_FAILED):
             raise TargetUnusable(f"cannot connect to {where}: {exc.detail}") from None
-        raise TargetUnusable(f"{where} failed the probe association: {exc}") from None
+        if exc.kind is ErrorKind.TLS_FAILED:
+            raise TargetUnusable(f"TLS with {where} failed: {exc.detail}") from None
+        hint = " (over TLS: the server may have refused our certificate)" if config.tls else ""
+        raise TargetUnusable(f"{where} failed the probe association: {exc}{hint}") from None
     finally:
         if session is not None:
             session.drop()
@@ -211,7 +216,9 @@ class _Load:
         try:
             async with asyncio.timeout(config.timeout):
                 began = clock()
-                session = await Session.open(config.host, config.port, self.associate_rq)
+                session = await Session.open(
+                    config.host, config.port, self.associate_rq, config.tls
+                )
                 if stats is not None:
                     stats.setup.record(clock() - began)
                 pdus = plan.pdus(session.explicit)
@@ -290,7 +297,7 @@ async def _open_holds(config: BenchConfig, associate_rq: bytes, hold: HoldStats)
         async with limit:
             try:
                 async with asyncio.timeout(config.timeout):
-                    return await Session.open(config.host, config.port, associate_rq)
+                    return await Session.open(config.host, config.port, associate_rq, config.tls)
             except AssociationFailed as exc:
                 hold.failures[exc.kind.value] += 1
             except TimeoutError:

@@ -21,7 +21,8 @@ from rpi_async.errors import ConfigError
 
 def result_dict(result: BenchResult, plan: QueryPlan) -> dict[str, Any]:
     """Everything a run measured, JSON-ready (latencies in ms, HDR histograms encoded)."""
-    config = dataclasses.asdict(result.config)
+    config = dataclasses.asdict(dataclasses.replace(result.config, tls=None))
+    config["tls"] = result.config.tls is not None
     out: dict[str, Any] = {
         "tool": f"rpi-async bench {__version__}",
         "started_at": dt.datetime.fromtimestamp(result.started_at, dt.UTC).isoformat(),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
+import ssl
 from collections import deque
 from typing import cast
 
@@ -40,6 +41,7 @@ class ErrorKind(enum.StrEnum):
     ABORTED = "aborted"
     TIMED_OUT = "timed-out"
     PROTOCOL_ERROR = "protocol-error"
+    TLS_FAILED = "tls-failed"
 
 
 class AssociationFailed(Exception):
@@ -123,6 +125,34 @@ _accepts: dict[bytes, pdu.AssociateAccept] = {}
 _commands: dict[bytes, pdu.CommandSummary] = {}
 
 
+async def _start_tls(
+    loop: asyncio.AbstractEventLoop,
+    transport: asyncio.Transport,
+    stream: PduStream,
+    tls: ssl.SSLContext,
+    host: str,
+) -> asyncio.Transport:
+    """The TLS handshake on a connected transport (closed here if it fails)."""
+    try:
+        secure = await loop.start_tls(transport, stream, tls, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        transport.abort()
+        detail = f"server certificate not trusted ({exc.verify_message})"
+        raise AssociationFailed(ErrorKind.TLS_FAILED, detail) from None
+    except (ssl.SSLError, OSError) as exc:
+        transport.abort()
+        reason = exc.reason if isinstance(exc, ssl.SSLError) else None
+        detail = f"TLS handshake failed ({reason or exc or type(exc).__name__})"
+        raise AssociationFailed(ErrorKind.TLS_FAILED, detail) from None
+    except BaseException:
+        transport.abort()
+        raise
+    if secure is None:  # pragma: no cover - the loop closed the transport meanwhile
+        raise AssociationFailed(ErrorKind.ABORTED, "connection closed during the TLS handshake")
+    stream.transport = secure
+    return stream.transport
+
+
 def _accept_of(body: bytes) -> pdu.AssociateAccept:
     accept = _accepts.get(body)
     if accept is None:
@@ -159,8 +189,11 @@ class Session:
         self.explicit = explicit
 
     @classmethod
-    async def open(cls, host: str, port: int, associate_rq: bytes) -> Session:
-        """Connect, send the A-ASSOCIATE-RQ, and return once it is accepted."""
+    async def open(
+        cls, host: str, port: int, associate_rq: bytes, tls: ssl.SSLContext | None = None
+    ) -> Session:
+        """Connect (over TLS with ``tls``), send the A-ASSOCIATE-RQ, and return once it is
+        accepted."""
         loop = asyncio.get_running_loop()
         try:
             transport, stream = await loop.create_connection(PduStream, host, port)
@@ -169,6 +202,8 @@ class Session:
         except OSError as exc:
             detail = exc.strerror or str(exc) or type(exc).__name__
             raise AssociationFailed(ErrorKind.CONNECT_FAILED, detail) from None
+        if tls is not None:
+            transport = await _start_tls(loop, transport, stream, tls, host)
         try:
             sock = transport.get_extra_info("socket")
             if sock is not None:
@@ -263,7 +298,12 @@ class Session:
         if pdu_type != pdu.PduType.RELEASE_RP:
             self.transport.abort()
             raise _unexpected(pdu_type, "A-RELEASE-RP")
-        self.transport.close()
+        if self.transport.get_extra_info("sslcontext") is not None:
+            # The association is over; a TLS close would wait for the peer's close_notify,
+            # which a server that just closes never sends.
+            self.transport.abort()
+        else:
+            self.transport.close()
 
     async def wait_for_peer(self) -> tuple[int, bytes]:
         """Wait for anything the peer sends on an idle association (used by held ones)."""

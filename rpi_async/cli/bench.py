@@ -16,6 +16,7 @@ from rpi_async.bench.identifier import DEFAULT_TEMPLATE, PATIENT_ROOT_FIND, Quer
 from rpi_async.bench.mix import Mix, QueryPlan, demo_hits, read_patients_file
 from rpi_async.bench.pdu import encode_associate_rq
 from rpi_async.cli import PlainHelpCommand, app, fail
+from rpi_async.cli.scu import TlsCaOpt, TlsCertOpt, TlsKeyOpt, TlsOpt, tls_context
 from rpi_async.dicom.uids import SOP_CLASS_BY_NAME
 from rpi_async.errors import ConfigError, RpiError
 
@@ -100,6 +101,10 @@ def bench(
     max_errors: Annotated[
         int, typer.Option(min=0, help="Failed associations allowed before exit 1.")
     ] = 0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
 ) -> None:
     """Load-test a DICOM RPI Query SCP: associations/s, latency percentiles, errors.
 
@@ -125,6 +130,7 @@ def bench(
             hold=hold,
             deadline=deadline,
             server_pid=server_pid,
+            tls=tls_context(tls, tls_ca, tls_cert, tls_key),
         )
         plan = build_plan(model, sop, template, patients, demo_ids, mix, seed, pool)
         associate_rq = encode_associate_rq(aec, aet, plan.sop_class)

@@ -265,19 +265,32 @@ def _stats(path: Path) -> dict[str, int]:
     return out
 
 
+def _content(path: Path) -> str:
+    from rpi_async.ops.store_info import content_digest
+
+    try:
+        return content_digest(path)
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 @db_app.command("stats")
 def stats(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Schema version, patients, issuers, facts per section and file size (read-only)."""
+    """Content digest, schema version, generation, patients, facts, file size (read-only)."""
     path = _db_path(db)
     out = _stats(path)
+    content = _content(path)
     if as_json:
-        typer.echo(json.dumps({"database": str(path), **out}, indent=2, sort_keys=True))
+        typer.echo(
+            json.dumps({"database": str(path), "content": content, **out}, indent=2, sort_keys=True)
+        )
         return
     lines = [
         f"database        {path}",
+        f"content         {content}  (rpi_store_info in /metrics)",
         f"schema version  {out['schema_version']}",
         f"file size       {out['file_bytes']:,} bytes",
         f"generation      {out['generation']}",

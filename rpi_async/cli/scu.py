@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydicom import dcmwrite
@@ -19,6 +19,28 @@ from rpi_async.errors import RpiError
 AecOpt = Annotated[str, typer.Option("--aec", help="called AE title (the SCP's)")]
 AetOpt = Annotated[str, typer.Option("--aet", help="our calling AE title")]
 TimeoutOpt = Annotated[float, typer.Option(help="seconds to wait for the peer")]
+TlsOpt = Annotated[bool, typer.Option("--tls", help="DICOM over TLS (implied by --tls-*)")]
+TlsCaOpt = Annotated[
+    Path | None, typer.Option("--tls-ca", help="PEM CA certificates to verify the server with")
+]
+TlsCertOpt = Annotated[
+    Path | None, typer.Option("--tls-cert", help="PEM client certificate (mutual TLS)")
+]
+TlsKeyOpt = Annotated[
+    Path | None, typer.Option("--tls-key", help="PEM key of --tls-cert, if not in that file")
+]
+
+
+def tls_context(tls: bool, ca: Path | None, cert: Path | None, key: Path | None) -> Any:
+    """The client's ``ssl.SSLContext`` for the ``--tls*`` flags, or None (plain DICOM)."""
+    if not (tls or ca or cert or key):
+        return None
+    from rpi_async.ops.tls import client_context
+
+    try:
+        return client_context(ca, cert, key)
+    except RpiError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -34,6 +56,10 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="print DICOM JSON")] = False,
     save: Annotated[Path | None, typer.Option(help="save the identifier as a DICOM file")] = None,
     timeout: TimeoutOpt = 30.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
 ) -> None:
     """Send one Relevant Patient Information Query and print the answer."""
     from rpi_async import scu
@@ -44,9 +70,17 @@ def query(
     sop_class = SOP_CLASS_BY_NAME[sop]
     default_template = {"general": "9007", "breast": "9000", "cardiac": "3802"}[sop]
     request = scu.build_request(patient_id, issuer, template or default_template)
+    context = tls_context(tls, tls_ca, tls_cert, tls_key)
     try:
         responses = scu.find(
-            host, port, request, sop_class=sop_class, aec=aec, aet=aet, timeout=timeout
+            host,
+            port,
+            request,
+            sop_class=sop_class,
+            aec=aec,
+            aet=aet,
+            timeout=timeout,
+            tls=context,
         )
     except RpiError as exc:
         raise fail(str(exc)) from None
@@ -98,12 +132,17 @@ def echo(
     aec: AecOpt = "RPI_SCP",
     aet: AetOpt = "RPI_SCU",
     timeout: TimeoutOpt = 30.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
 ) -> None:
     """Verify a DICOM node with C-ECHO."""
     from rpi_async import scu
 
+    context = tls_context(tls, tls_ca, tls_cert, tls_key)
     try:
-        status = scu.echo(host, port, aec=aec, aet=aet, timeout=timeout)
+        status = scu.echo(host, port, aec=aec, aet=aet, timeout=timeout, tls=context)
     except RpiError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"C-ECHO status 0x{status:04X}")

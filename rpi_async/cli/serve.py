@@ -132,12 +132,7 @@ def serve(
             from rpi_async.supervisor import Supervisor
 
             raise typer.Exit(run_event_loop(Supervisor(settings).run()))
-        if worker:
-            from rpi_async.supervisor import READY_LINE
-
-            run_event_loop(Server(settings, worker=True).run(announce=READY_LINE))
-        else:
-            run_event_loop(Server(settings).run())
+        run_event_loop(Server(settings, worker=worker).run())
     except RpiError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -209,6 +204,8 @@ _EFFECTIVE_WHEN_UNSET: dict[str, Callable[[], str]] = {
     "metrics_port": lambda: "off",
     "audit_file": lambda: "off",
     "audit_syslog": lambda: "off",
+    "audit_syslog_ca": lambda: "system CAs",
+    "audit_spool": lambda: "off",
     "audit_secret_file": _audit_key_path,
     "audit_source_id": socket.gethostname,
     "tls_cert": lambda: "off",

@@ -28,6 +28,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from rpi_async.errors import ConfigError
 from rpi_async.ops.access import parse_allow_list
 from rpi_async.ops.syslog import parse_syslog_target
+from rpi_async.ul.proxy import check_trusted_proxies
 
 ENV_PREFIX = "RPI_ASYNC_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"  # names the TOML file; not a setting itself
@@ -118,6 +119,27 @@ class Settings:
     shutdown_grace: float = field(
         default=10.0, metadata=_doc("seconds in-flight associations get at shutdown")
     )
+    drain_delay: float = field(
+        default=0.0,
+        metadata=_doc(
+            "at SIGTERM, seconds /readyz answers 503 while the server still accepts "
+            "(time for a load balancer's health check to take the node out)"
+        ),
+    )
+    proxy_protocol: bool = field(
+        default=False,
+        metadata=_doc(
+            "every connection starts with a PROXY protocol v1/v2 header naming the client "
+            "(native engine; only from trusted_proxies)"
+        ),
+    )
+    trusted_proxies: tuple[str, ...] = field(
+        default=("127.0.0.0/8", "::1"),
+        metadata=_doc(
+            "addresses or networks of the load balancers whose PROXY headers are believed",
+            "--trusted-proxy",
+        ),
+    )
     max_in_flight: int = field(
         default=0,
         metadata=_doc("queries in progress at once; beyond it A700 at once (0: no limit)"),
@@ -138,6 +160,20 @@ class Settings:
     audit_atna: bool = field(
         default=False,
         metadata=_doc("send DICOM audit messages (PS3.15 A.5.3) to audit_syslog, not JSON"),
+    )
+    audit_syslog_ca: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "PEM CA certificates of the audit repository (audit_syslog = tls://...; "
+            "default: the system's)"
+        ),
+    )
+    audit_spool: Path | None = field(
+        default=None,
+        metadata=_doc("keep audit messages here while audit_syslog is down; sent when it is back"),
+    )
+    audit_spool_mib: int = field(
+        default=64, metadata=_doc("MiB the audit spool may hold; beyond, records are dropped")
     )
     audit_patient_id: str = field(
         default="hash", metadata=_doc("patient IDs in audit records: hash (HMAC-SHA256) or clear")
@@ -192,8 +228,9 @@ class Settings:
         for key in ("acse_timeout", "dimse_timeout", "network_timeout", "query_timeout"):
             if getattr(self, key) <= 0:
                 raise bad(key, "must be a positive number of seconds")
-        if self.shutdown_grace < 0:
-            raise bad("shutdown_grace", "must not be negative")
+        for key in ("shutdown_grace", "drain_delay"):
+            if getattr(self, key) < 0:
+                raise bad(key, "must not be negative")
         if self.store_readers < 1:
             raise bad("store_readers", "must be at least 1")
         if self.store_mmap_mib < 0:
@@ -217,8 +254,21 @@ class Settings:
                 parse_syslog_target(self.audit_syslog)
             except ValueError as exc:
                 raise bad("audit_syslog", str(exc)) from None
+        if self.audit_spool_mib < 1:
+            raise bad("audit_spool_mib", "must be at least 1")
+        if (self.audit_spool or self.audit_syslog_ca) and not self.audit_syslog:
+            key = "audit_spool" if self.audit_spool else "audit_syslog_ca"
+            raise bad(key, "needs audit_syslog")
         if self.audit_atna and not self.audit_syslog:
             raise bad("audit_atna", "needs audit_syslog, where the audit messages go")
+        try:
+            check_trusted_proxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise bad("trusted_proxies", str(exc)) from None
+        if self.proxy_protocol and self.engine != "native":
+            raise bad("proxy_protocol", "needs the native engine (--engine native)")
+        if self.proxy_protocol and self.tls_cert is not None:
+            raise bad("proxy_protocol", "cannot be combined with TLS on the node (tls_cert)")
         if self.tls_key is not None and self.tls_cert is None:
             raise bad("tls_key", "needs tls_cert")
         if self.tls_ca is not None and self.tls_cert is None:
@@ -254,7 +304,7 @@ def check_files(settings: Settings) -> None:
     Kept out of ``__post_init__``: it looks at the file system, which settings built in
     one place (a test, a supervisor's worker) may not share.
     """
-    for key in ("tls_cert", "tls_key", "tls_ca"):
+    for key in ("tls_cert", "tls_key", "tls_ca", "audit_syslog_ca"):
         path = getattr(settings, key)
         if path is None:
             continue

@@ -27,7 +27,7 @@ import enum
 import ipaddress
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from rpi_async.ul.negotiation import valid_ae_title
@@ -113,6 +113,9 @@ class AccessPolicy:
         self.max_per_peer = max_per_peer
         self._per_peer: Counter[str] = Counter()
         self._lock = threading.Lock()
+        # Told of every refused calling AE title or address (the audit trail's Security
+        # Alert); called from the engine's thread, so it must be thread-safe.
+        self.on_refused: Callable[[str, str], None] | None = None
 
     @classmethod
     def from_settings(cls, allowed_calling_aes: Iterable[str], max_per_peer: int) -> AccessPolicy:
@@ -140,6 +143,8 @@ class AccessPolicy:
     def admit(self, calling_ae: str, peer_address: str) -> Decision:
         """Decide on one A-ASSOCIATE-RQ; an admitted peer holds a slot until ``release``."""
         if not self.calling_ae_allowed(calling_ae, peer_address):
+            if self.on_refused is not None:
+                self.on_refused(calling_ae.strip(), peer_address)
             return Decision(
                 Refusal.CALLING_AE_NOT_RECOGNIZED,
                 f"calling AE {calling_ae.strip()!r} is not allowed from {peer_address}",

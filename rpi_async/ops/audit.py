@@ -1,9 +1,12 @@
-"""The audit trail: one structured record per query, written off the event loop.
+"""The audit trail: one structured record per event, written off the event loop.
 
-Theory of operation. The QueryService's hook (``ops.hooks``) hands every answered query
-to ``AuditTrail.submit``, which only puts it on a bounded queue: the event loop never
-waits for a disk or a network. One writer thread takes records off the queue in
-batches, turns each into its output form and writes it to every sink:
+Theory of operation. Three kinds of event are audited (IHE ATNA, ITI-20): every answered
+query (``QueryAudit``, from the QueryService's hook ``ops.hooks``), the application's
+start and stop (``ActivityAudit``) and refused associations (``SecurityAudit``: a calling
+AE title or address the access policy refused). ``AuditTrail.submit`` only puts a record
+on a bounded queue: the event loop never waits for a disk or a network. One writer
+thread takes records off the queue in batches, turns each into its output form and
+writes it to every sink:
 
 - ``audit_file``: one JSON object per line, appended with ``O_APPEND`` (one ``write``
   per batch, so several worker processes can share the file);
@@ -18,7 +21,12 @@ queried again, and an operator who knows an ID can find its records
 titles and addresses are not patient data and stay in clear.
 
 If the queue is full (the sinks are slower than the queries) the record is dropped and
-counted (``rpi_audit_records_dropped_total``) rather than slowing the service.
+counted (``rpi_audit_records_dropped_total``) rather than slowing the service. A syslog
+sink with a spool (``audit_spool``, ``ops.spool``) keeps what it cannot send while the
+repository is down and sends it, in order, when it answers again (the writer retries
+every ``RETRY_INTERVAL`` seconds). ``written`` counts records every sink has delivered;
+a spooled record is counted when it is finally sent, one dropped by a full spool as
+dropped, and one a sink failed to write as failed.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,11 +50,13 @@ from typing import Protocol
 from platformdirs import user_data_dir
 
 from rpi_async.errors import ConfigError
+from rpi_async.ops.spool import Spool
 from rpi_async.ops.syslog import SEVERITY_INFO, SEVERITY_NOTICE, SyslogSender
 
 log = logging.getLogger("rpi_async.audit")
 
 QUEUE_SIZE = 10_000
+RETRY_INTERVAL = 5.0
 BATCH = 256
 KEY_FILE_NAME = "audit.key"
 HASH_PREFIX = "sha256:"
@@ -67,6 +78,28 @@ class QueryAudit:
     issuer: str | None
     status: int | None  # None: the query was interrupted (timed out, aborted)
     duration: float  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityAudit:
+    """The application started or stopped (PS3.15 A.5.3.1 Application Activity)."""
+
+    time: float
+    started: bool
+    ae_title: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityAudit:
+    """An association refused by the access policy (PS3.15 A.5.3.11 Security Alert)."""
+
+    time: float
+    reason: str
+    calling_ae: str
+    peer_address: str
+
+
+AuditEvent = QueryAudit | ActivityAudit | SecurityAudit
 
 
 def default_key_path() -> Path:
@@ -128,11 +161,31 @@ class PatientIdPolicy:
         return hash_patient_id(self.key, patient_id)
 
 
-def record_dict(item: QueryAudit, patient_id: str | None) -> dict[str, object]:
+def _stamp(when: float) -> str:
+    return (
+        datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def record_dict(item: AuditEvent, patient_id: str | None) -> dict[str, object]:
     """The JSON form of one record (``patient_id`` already hashed or not)."""
-    stamp = datetime.fromtimestamp(item.time, UTC).isoformat(timespec="milliseconds")
+    if isinstance(item, ActivityAudit):
+        return {
+            "time": _stamp(item.time),
+            "event": "application-start" if item.started else "application-stop",
+            "ae_title": item.ae_title,
+            "pid": os.getpid(),
+        }
+    if isinstance(item, SecurityAudit):
+        return {
+            "time": _stamp(item.time),
+            "event": "security-alert",
+            "reason": item.reason,
+            "calling_ae": item.calling_ae,
+            "peer": item.peer_address,
+        }
     return {
-        "time": stamp.replace("+00:00", "Z"),
+        "time": _stamp(item.time),
         "event": "query",
         "calling_ae": item.calling_ae,
         "called_ae": item.called_ae,
@@ -147,8 +200,13 @@ def record_dict(item: QueryAudit, patient_id: str | None) -> dict[str, object]:
     }
 
 
+Batch = Sequence[tuple[AuditEvent, dict[str, object]]]
+
+
 class AuditSink(Protocol):
-    def write(self, batch: Sequence[tuple[QueryAudit, dict[str, object]]]) -> None: ...
+    def write(self, batch: Batch) -> int | None:
+        """Write or raise; the records of ``batch`` held back (spooled, dropped) or None."""
+        ...
 
     def reopen(self) -> None: ...
 
@@ -170,7 +228,7 @@ class FileSink:
         except OSError as exc:
             raise ConfigError(f"audit file {self.path} cannot be opened: {exc.strerror}") from None
 
-    def write(self, batch: Sequence[tuple[QueryAudit, dict[str, object]]]) -> None:
+    def write(self, batch: Batch) -> None:
         if self._fd is None:
             self._open()
         assert self._fd is not None
@@ -191,32 +249,95 @@ class FileSink:
 
 
 class SyslogSink:
-    """Each record as one syslog message: JSON, or a DICOM audit message (ATNA)."""
+    """Each record as one syslog message: JSON, or a DICOM audit message (ATNA).
 
-    def __init__(self, sender: SyslogSender, *, atna_source: str | None = None) -> None:
+    With a ``spool`` a message that cannot be sent is kept there (``ops.spool``), and
+    so is every later one until ``flush`` has sent the spool; without, the failure is
+    raised (the trail counts the batch as failed).
+    """
+
+    def __init__(
+        self,
+        sender: SyslogSender,
+        *,
+        atna_source: str | None = None,
+        spool: Spool | None = None,
+        ae_title: str = "",
+    ) -> None:
         self.sender = sender
         self.atna_source = atna_source  # None: JSON messages
+        self.spool = spool
+        self.ae_title = ae_title  # ours, for Security Alert messages
+        self._next_try = 0.0
 
-    def write(self, batch: Sequence[tuple[QueryAudit, dict[str, object]]]) -> None:
+    @property
+    def pending(self) -> int:
+        return self.spool.pending if self.spool is not None else 0
+
+    @property
+    def dropped(self) -> int:
+        return self.spool.dropped if self.spool is not None else 0
+
+    def _message(self, item: AuditEvent, d: dict[str, object]) -> bytes:
         if self.atna_source is None:
-            for _, d in batch:
-                self.sender.send(
-                    json.dumps(d, ensure_ascii=False).encode(),
-                    severity=SEVERITY_INFO,
-                    msgid="rpi-audit",
-                )
-            return
-        from rpi_async.ops.atna import ATNA_MSGID, query_message
+            text = json.dumps(d, ensure_ascii=False).encode()
+            return self.sender.format(text, severity=SEVERITY_INFO, msgid="rpi-audit")
+        from rpi_async.ops.atna import ATNA_MSGID, audit_message
 
-        for item, d in batch:
-            xml = query_message(item, d.get("patient_id"), source_id=self.atna_source)  # type: ignore[arg-type]
-            self.sender.send(xml, severity=SEVERITY_NOTICE, msgid=ATNA_MSGID)
+        patient_id = d.get("patient_id")
+        xml = audit_message(
+            item,
+            patient_id if isinstance(patient_id, str) else None,
+            source=self.atna_source,
+            ae_title=self.ae_title,
+        )
+        return self.sender.format(xml, severity=SEVERITY_NOTICE, msgid=ATNA_MSGID)
+
+    def write(self, batch: Batch) -> int | None:
+        messages = [self._message(item, d) for item, d in batch]
+        if self.spool is None:
+            for message in messages:
+                self.sender.deliver(message)
+            return None
+        held = 0
+        for message in messages:
+            if not self.spool.pending:
+                try:
+                    self.sender.deliver(message)
+                    continue
+                except OSError as exc:
+                    log.error(
+                        "audit syslog %s unreachable (%s): spooling to %s",
+                        self.sender.target,
+                        exc,
+                        self.spool.path,
+                    )
+                    self._next_try = time.monotonic() + RETRY_INTERVAL
+            held += 1
+            if not self.spool.append(message) and self.spool.dropped in (1, 1000):
+                log.error("audit spool %s full: records dropped", self.spool.path)
+        return held
+
+    def flush(self) -> int:
+        """Send what the spool holds, if it is time to try; how many records went."""
+        if self.spool is None or not self.spool.pending or time.monotonic() < self._next_try:
+            return 0
+        sent = self.spool.drain(self.sender.deliver)
+        if self.spool.pending:
+            self._next_try = time.monotonic() + RETRY_INTERVAL
+        else:
+            log.info(
+                "audit syslog %s reachable again: %d spooled records sent", self.sender.target, sent
+            )
+        return sent
 
     def reopen(self) -> None:
         self.sender.close()
 
     def close(self) -> None:
         self.sender.close()
+        if self.spool is not None:
+            self.spool.close()
 
 
 _STOP = object()
@@ -242,7 +363,17 @@ class AuditTrail:
         self._thread = threading.Thread(target=self._run, name="rpi-async-audit", daemon=True)
         self._thread.start()
 
-    def submit(self, item: QueryAudit) -> None:
+    @property
+    def spooled(self) -> int:
+        """Records waiting in a spool for their sink."""
+        return sum(getattr(sink, "pending", 0) for sink in self.sinks)
+
+    @property
+    def dropped_total(self) -> int:
+        """Records dropped: queue full, or a spool full."""
+        return self.dropped + sum(getattr(sink, "dropped", 0) for sink in self.sinks)
+
+    def submit(self, item: AuditEvent) -> None:
         """Queue one record; never blocks (a full queue drops and counts it)."""
         try:
             self._queue.put_nowait(item)
@@ -262,13 +393,26 @@ class AuditTrail:
         for sink in self.sinks:
             sink.close()
 
+    def _flush(self) -> None:
+        for sink in self.sinks:
+            if isinstance(sink, SyslogSink):
+                try:
+                    self.written += sink.flush()
+                except Exception as exc:  # never let the writer thread die
+                    log.error("audit spool not sent: %s", exc)
+
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
+            try:
+                items = [self._queue.get(timeout=RETRY_INTERVAL if self.spooled else None)]
+            except queue.Empty:
+                self._flush()
+                continue
             with contextlib.suppress(queue.Empty):
                 while len(items) < BATCH:
                     items.append(self._queue.get_nowait())
-            batch: list[tuple[QueryAudit, dict[str, object]]] = []
+            self._flush()
+            batch: list[tuple[AuditEvent, dict[str, object]]] = []
             stop = False
             for item in items:
                 if item is _STOP:
@@ -281,17 +425,21 @@ class AuditTrail:
                             sink.reopen()
                 elif isinstance(item, QueryAudit):
                     batch.append((item, record_dict(item, self.patient_ids(item.patient_id))))
+                elif isinstance(item, ActivityAudit | SecurityAudit):
+                    batch.append((item, record_dict(item, None)))
             self._write(batch)
             if stop:
                 return
 
-    def _write(self, batch: list[tuple[QueryAudit, dict[str, object]]]) -> None:
+    def _write(self, batch: list[tuple[AuditEvent, dict[str, object]]]) -> None:
         if not batch:
             return
+        held = 0  # records some sink did not deliver now
         for sink in self.sinks:
             try:
-                sink.write(batch)
+                held = max(held, sink.write(batch) or 0)
             except Exception as exc:  # a sink failing must not stop the others
+                held = len(batch)
                 self.failed += len(batch)
                 log.error("audit records not written to %s: %s", type(sink).__name__, exc)
-        self.written += len(batch)
+        self.written += len(batch) - held

@@ -6,7 +6,8 @@ one request per connection (``Connection: close``), GET or HEAD, headers read up
 ``/readyz`` asks the database through the same connection pool the queries use, and a
 stalled loop shows up as a failing probe.
 
-- ``/metrics``: the Prometheus text format (``ops.metrics``);
+- ``/metrics``: the Prometheus text format (``ops.metrics``; with ``--workers N`` the
+  supervisor's merge of its workers', ``ops.workers``);
 - ``/healthz``: 200 while the process runs its loop (liveness);
 - ``/readyz``: 200 only when the readiness check passes (the server accepts
   associations and the database answers), 503 with the reason otherwise.
@@ -35,13 +36,14 @@ _REASONS = {
 }
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
+MetricsSource = Callable[[], Awaitable[bytes]]
 
 
 class OpsHttpServer:
     """Serves the three paths until ``close``."""
 
     def __init__(
-        self, render_metrics: Callable[[], bytes], metrics_type: str, readiness: ReadinessCheck
+        self, render_metrics: MetricsSource, metrics_type: str, readiness: ReadinessCheck
     ) -> None:
         self.render_metrics = render_metrics
         self.metrics_type = metrics_type
@@ -91,7 +93,7 @@ class OpsHttpServer:
         if method not in ("GET", "HEAD"):
             return 405, TEXT, b"method not allowed\n", "GET"
         if target == "/metrics":
-            return 200, self.metrics_type, self.render_metrics(), method
+            return 200, self.metrics_type, await self.render_metrics(), method
         if target == "/healthz":
             return 200, TEXT, b"ok\n", method
         if target == "/readyz":

@@ -11,7 +11,7 @@ process (the tests) do not mix their numbers. Every name starts with ``rpi_``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from rpi_async import __version__
 from rpi_async.ops.audit import AuditTrail
 from rpi_async.ops.shedding import InFlightLimiter
+from rpi_async.ops.store_info import StoreIdentity
 from rpi_async.service.stats import ServerStats
 
 LATENCY_BUCKETS = (
@@ -80,11 +81,13 @@ class StatsCollector(Collector):
         *,
         engine: str,
         audit: AuditTrail | None = None,
+        store: Callable[[], StoreIdentity | None] = lambda: None,
     ) -> None:
         self.stats = stats
         self.limiter = limiter
         self.engine = engine
         self.audit = audit
+        self.store = store
 
     def collect(self) -> Iterator[Metric]:
         snap = self.stats.snapshot()
@@ -129,20 +132,48 @@ class StatsCollector(Collector):
             "Queries answered A700 at once because max_in_flight were in flight",
             value=self.limiter.shed,
         )
+        yield from self._store_families()
         if self.audit is not None:
             yield CounterMetricFamily(
-                "rpi_audit_records", "Audit records written", value=self.audit.written
+                "rpi_audit_records",
+                "Audit records delivered by every sink",
+                value=self.audit.written,
             )
             yield CounterMetricFamily(
                 "rpi_audit_records_dropped",
-                "Audit records dropped because the audit queue was full",
-                value=self.audit.dropped,
+                "Audit records dropped: the audit queue or the spool was full",
+                value=self.audit.dropped_total,
+            )
+            yield GaugeMetricFamily(
+                "rpi_audit_records_spooled",
+                "Audit records waiting in the spool for the syslog repository",
+                value=self.audit.spooled,
             )
             yield CounterMetricFamily(
                 "rpi_audit_records_failed",
                 "Audit records a sink failed to write",
                 value=self.audit.failed,
             )
+
+    def _store_families(self) -> Iterator[Metric]:
+        identity = self.store()
+        if identity is None:
+            return
+        info = GaugeMetricFamily(
+            "rpi_store_info",
+            "The database served: content digest, generation, schema version",
+            labels=["content", "generation", "schema"],
+        )
+        info.add_metric([identity.content, str(identity.generation), str(identity.schema)], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "rpi_store_patients", "Patients in the database served", value=identity.patients
+        )
+        yield GaugeMetricFamily(
+            "rpi_store_loaded_timestamp_seconds",
+            "When the database served was opened (Unix time)",
+            value=identity.loaded,
+        )
 
 
 class Metrics:
@@ -155,9 +186,12 @@ class Metrics:
         *,
         engine: str,
         audit: AuditTrail | None = None,
+        store: Callable[[], StoreIdentity | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StatsCollector(stats, limiter, engine=engine, audit=audit))
+        self.registry.register(
+            StatsCollector(stats, limiter, engine=engine, audit=audit, store=store)
+        )
         self.timings = Timings(self.registry)
 
     def render(self) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from pathlib import Path
 
 from rpi_async.config import Settings
@@ -15,7 +16,9 @@ from rpi_async.ops.audit import (
     default_key_path,
     load_or_create_key,
 )
+from rpi_async.ops.spool import Spool
 from rpi_async.ops.syslog import SyslogSender, parse_syslog_target
+from rpi_async.ops.tls import client_context
 
 
 def build_audit(settings: Settings) -> AuditTrail | None:
@@ -24,9 +27,21 @@ def build_audit(settings: Settings) -> AuditTrail | None:
     if settings.audit_file is not None:
         sinks.append(FileSink(Path(settings.audit_file)))
     if settings.audit_syslog:
-        sender = SyslogSender(parse_syslog_target(settings.audit_syslog))
+        target = parse_syslog_target(settings.audit_syslog)
+        context = _syslog_tls_context(settings) if target.transport == "tls" else None
+        sender = SyslogSender(target, tls_context=context)
         source = settings.audit_source_id or socket.gethostname()
-        sinks.append(SyslogSink(sender, atna_source=source if settings.audit_atna else None))
+        spool = None
+        if settings.audit_spool is not None:
+            spool = Spool(Path(settings.audit_spool), settings.audit_spool_mib << 20)
+        sinks.append(
+            SyslogSink(
+                sender,
+                atna_source=source if settings.audit_atna else None,
+                spool=spool,
+                ae_title=settings.ae_title,
+            )
+        )
     if not sinks:
         return None
     key = None
@@ -34,3 +49,15 @@ def build_audit(settings: Settings) -> AuditTrail | None:
         key_path = settings.audit_secret_file or default_key_path()
         key = load_or_create_key(Path(key_path))
     return AuditTrail(sinks, PatientIdPolicy(key))
+
+
+def _syslog_tls_context(settings: Settings) -> ssl.SSLContext:
+    """Syslog over TLS (RFC 5425): the repository's certificate checked against
+    ``audit_syslog_ca`` (or the system's CAs); ours, ``tls_cert``/``tls_key``, offered
+    when set (IHE ATNA node authentication uses the node's one certificate)."""
+    ca = settings.audit_syslog_ca
+    cert = settings.tls_cert
+    key = settings.tls_key if cert is not None else None
+    return client_context(
+        Path(ca) if ca else None, Path(cert) if cert else None, Path(key) if key else None
+    )

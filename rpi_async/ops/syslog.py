@@ -3,11 +3,13 @@
 Theory of operation. Network targets get RFC 5424 messages: ``<PRI>1 TIMESTAMP HOST APP
 PROCID MSGID - MSG``, MSG starting with the UTF-8 BOM. Over UDP each message is one
 datagram (RFC 5426); over TCP each is framed by octet counting, ``LEN SP MSG`` (RFC 6587
-§3.4.1, the framing RFC 5425 uses over TLS). A local socket (``/dev/log``) gets the
-short form the C library's ``syslog(3)`` sends, ``<PRI>Mmm dd hh:mm:ss APP[PID]: MSG``,
-which every local daemon parses. DICOM audit messages use facility 10
-(security/authorization) and severity 5 (notice), PRI 85, and MSGID ``DICOM+RFC3881``
-(PS3.15 A.6, A.7).
+§3.4.1); over TLS (``tls://HOST[:6514]``, RFC 5425, the transport of IHE ATNA ITI-20)
+the same frames go inside a TLS connection on which the repository's certificate is
+verified and ours offered (mutual TLS, ``ops.setup`` builds the context). A local
+socket (``/dev/log``) gets the short form the C library's ``syslog(3)`` sends,
+``<PRI>Mmm dd hh:mm:ss APP[PID]: MSG``, which every local daemon parses. DICOM audit
+messages use facility 10 (security/authorization) and severity 5 (notice), PRI 85, and
+MSGID ``DICOM+RFC3881`` (PS3.15 A.6, A.7).
 
 Senders block; they run in the audit writer's thread, never on the event loop. TCP
 reconnects once per message after a failure; a message that still cannot be sent
@@ -20,6 +22,7 @@ import contextlib
 import errno
 import os
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +30,7 @@ from datetime import UTC, datetime
 FACILITY_AUTHPRIV = 10  # security/authorization messages (RFC 5424 Table 1)
 SEVERITY_NOTICE = 5
 SEVERITY_INFO = 6
-DEFAULT_PORTS = {"udp": 514, "tcp": 601}
+DEFAULT_PORTS = {"udp": 514, "tcp": 601, "tls": 6514}
 BOM = b"\xef\xbb\xbf"
 APP_NAME = "rpi-async"
 MAX_UDP_MESSAGE = 65000
@@ -35,7 +38,7 @@ MAX_UDP_MESSAGE = 65000
 
 @dataclass(frozen=True, slots=True)
 class SyslogTarget:
-    """Where syslog messages go: ``udp``/``tcp`` to host:port, or ``unix`` to a path."""
+    """Where syslog messages go: ``udp``/``tcp``/``tls`` to host:port, or ``unix`` to a path."""
 
     transport: str
     host: str = ""
@@ -49,7 +52,7 @@ class SyslogTarget:
 
 
 def parse_syslog_target(text: str) -> SyslogTarget:
-    """``udp://HOST[:PORT]``, ``tcp://HOST[:PORT]``, ``unix:PATH`` or an absolute path."""
+    """``udp://``, ``tcp://`` or ``tls://HOST[:PORT]``, ``unix:PATH`` or an absolute path."""
     text = text.strip()
     if text.startswith("/"):
         return SyslogTarget("unix", path=text)
@@ -60,7 +63,9 @@ def parse_syslog_target(text: str) -> SyslogTarget:
         return SyslogTarget("unix", path=path)
     scheme, sep, rest = text.partition("://")
     if not sep or scheme not in DEFAULT_PORTS:
-        raise ValueError(f"{text!r}: use udp://HOST:PORT, tcp://HOST:PORT or /dev/log")
+        raise ValueError(
+            f"{text!r}: use udp://HOST:PORT, tcp://HOST:PORT, tls://HOST:PORT or /dev/log"
+        )
     if rest.startswith("["):  # [IPv6]:port
         host, _, tail = rest[1:].partition("]")
         port_text = tail.removeprefix(":")
@@ -108,9 +113,16 @@ def octet_counted(message: bytes) -> bytes:
 class SyslogSender:
     """Sends whole messages to one target. Blocking; use from one thread."""
 
-    def __init__(self, target: SyslogTarget, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        target: SyslogTarget,
+        *,
+        timeout: float = 5.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.target = target
         self.timeout = timeout
+        self.tls_context = tls_context
         self._sock: socket.socket | None = None
 
     def format(self, message: bytes, *, severity: int, msgid: str) -> bytes:
@@ -119,8 +131,11 @@ class SyslogSender:
         return rfc5424(message, severity=severity, msgid=msgid)
 
     def send(self, message: bytes, *, severity: int = SEVERITY_INFO, msgid: str = "-") -> None:
-        data = self.format(message, severity=severity, msgid=msgid)
-        if self.target.transport == "tcp":
+        self.deliver(self.format(message, severity=severity, msgid=msgid))
+
+    def deliver(self, data: bytes) -> None:
+        """Send one message already formatted (``format``); raises OSError on failure."""
+        if self.target.transport in ("tcp", "tls"):
             data = octet_counted(data)
         elif self.target.transport == "udp" and len(data) > MAX_UDP_MESSAGE:
             data = data[:MAX_UDP_MESSAGE]  # RFC 5426 §3.2: truncate rather than fragment
@@ -132,7 +147,7 @@ class SyslogSender:
 
     def _send(self, data: bytes) -> None:
         sock = self._sock or self._connect()
-        if self.target.transport == "tcp":
+        if self.target.transport in ("tcp", "tls"):
             sock.sendall(data)
         else:
             sock.send(data)
@@ -150,12 +165,15 @@ class SyslogSender:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.connect(t.path)
         else:
-            kind = socket.SOCK_STREAM if t.transport == "tcp" else socket.SOCK_DGRAM
+            kind = socket.SOCK_DGRAM if t.transport == "udp" else socket.SOCK_STREAM
             family, _, _, _, address = socket.getaddrinfo(t.host, t.port, type=kind)[0]
             sock = socket.socket(family, kind)
             sock.settimeout(self.timeout)
             try:
                 sock.connect(address)
+                if t.transport == "tls":
+                    context = self.tls_context or ssl.create_default_context()
+                    sock = context.wrap_socket(sock, server_hostname=t.host)
             except OSError:
                 sock.close()
                 raise

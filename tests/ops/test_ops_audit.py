@@ -301,7 +301,11 @@ def test_records_for_real_queries(sample_db: Path, engine: str, tmp_path: Path) 
         scu.echo(srv.host, srv.port, timeout=10)  # no query, no record
     finally:
         thread.stop()  # closes the trail: everything queued is written
-    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert records[0]["event"] == "application-start"
+    assert records[-1]["event"] == "application-stop"
+    assert records[0]["ae_title"] == "RPI_SCP"
+    lines = records[1:-1]
     key = load_or_create_key(key_file)
     assert [(r["patient_id"], r["template"], r["status"]) for r in lines] == [
         (hash_patient_id(key, "P0001"), "9007", "FF00"),

@@ -57,6 +57,7 @@ from rpi_async.ul.codes import AbortReason, AbortSource
 from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP, is_uid
 from rpi_async.ul.negotiation import Negotiation
 from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ
+from rpi_async.ul.proxy import ProxyProtocolError, ProxyReader
 
 log = logging.getLogger("rpi_async.ul")
 
@@ -114,6 +115,7 @@ class AssociationProtocol(asyncio.Protocol):
         self._established = False
         self._reading_paused = False
         self._writing_paused = False
+        self._proxy: ProxyReader | None = None  # a PROXY protocol header still to read
 
     # -- transport callbacks -------------------------------------------------------
 
@@ -135,9 +137,15 @@ class AssociationProtocol(asyncio.Protocol):
             return
         self._apply_timer()
         self._touch()
+        if self.engine.settings.proxy_protocol:
+            self._proxy = ProxyReader(self.peer.address, self.engine.settings.trusted_proxies)
+            if not self._proxy.trusted:
+                self._proxy_header(b"")
 
     def data_received(self, data: bytes) -> None:
         self._touch()
+        if self._proxy is not None and not (data := self._proxy_header(data)):
+            return
         self.conn.receive_data(data)
         self._pump()
         if not self.engine.budget.charge(self.charge, self.conn.held_bytes):
@@ -147,6 +155,26 @@ class AssociationProtocol(asyncio.Protocol):
             self._abort("receive budget exhausted")
             return
         self._watch_completion()
+
+    def _proxy_header(self, data: bytes) -> bytes:
+        """PROXY protocol: take the client's address from the balancer's header; the
+        bytes after it are DICOM. A connection without a valid header is dropped."""
+        assert self._proxy is not None
+        try:
+            found = self._proxy.feed(data)
+        except ProxyProtocolError as exc:
+            self._proxy = None
+            log.info("connection from %s dropped: %s", self.peer.address, exc)
+            self._abort(f"PROXY protocol: {exc}")
+            return b""
+        if found is None:
+            return b""
+        self._proxy = None
+        header, rest = found
+        if header.source is not None:  # None: the balancer's own connection (LOCAL)
+            self.peer = Peer("", *header.source)
+            self.record.address, self.record.port = header.source
+        return rest
 
     def eof_received(self) -> bool | None:
         return None  # close our side too; connection_lost follows
