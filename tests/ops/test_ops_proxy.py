@@ -89,6 +89,6 @@ def test_untrusted_balancer_is_dropped(sample_db: Path) -> None:
 
 def test_settings() -> None:
     with pytest.raises(ConfigError, match=r"proxy_protocol.*native"):
-        Settings(proxy_protocol=True)
+        Settings(proxy_protocol=True, engine="pynetdicom")
     with pytest.raises(ConfigError, match="trusted_proxies"):
         Settings(trusted_proxies=("balancer",))

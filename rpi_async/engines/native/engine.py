@@ -76,7 +76,9 @@ class NativeEngine:
         )
         self.connections: set[AssociationProtocol] = set()
         self.budget = ReceiveBudget()
-        self._unassociated: set[AssociationProtocol] = set()  # no A-ASSOCIATE-RQ answered
+        # Connections with no A-ASSOCIATE-RQ answered, by the address they were counted
+        # under (a PROXY header may change the peer's address later).
+        self._unassociated: dict[AssociationProtocol, str] = {}
         self._unassociated_by_peer: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         # (id(rq), over capacity, AE refused) -> (rq, policy, negotiation); see _negotiate.
@@ -105,14 +107,13 @@ class NativeEngine:
             or self._unassociated_by_peer[address] >= MAX_UNASSOCIATED_PER_PEER
         ):
             return False
-        self._unassociated.add(protocol)
+        self._unassociated[protocol] = address  # as counted (a PROXY header may change it)
         self._unassociated_by_peer[address] += 1
         return True
 
     def request_answered(self, protocol: AssociationProtocol) -> None:
-        if protocol in self._unassociated:
-            self._unassociated.discard(protocol)
-            address = protocol.peer.address
+        address = self._unassociated.pop(protocol, None)
+        if address is not None:
             self._unassociated_by_peer[address] -= 1
             if self._unassociated_by_peer[address] <= 0:
                 del self._unassociated_by_peer[address]
