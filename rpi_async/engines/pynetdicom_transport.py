@@ -434,6 +434,22 @@ class GuardedSocket(AssociationSocket):
         self._complete = rest or None
         return bytearray(out)
 
+    def close(self) -> None:
+        """The connection is over (Evt17): its share of the receive budget is given back."""
+        self.budget.charge(self.charge, 0)
+        super().close()
+
+    def _shutdown_socket(self) -> None:
+        """Shut down and close, the close even when the shutdown fails (pynetdicom's
+        skips it then: a TLS socket whose peer has gone would stay open)."""
+        sock = self.socket
+        if sock is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            sock.close()
+
     def _fill(self) -> None:
         sock = self.socket
         assert sock is not None
@@ -473,8 +489,8 @@ class GuardedSocket(AssociationSocket):
         pynetdicom's acceptor, told of the close while it negotiates, would wait out
         ``acse_timeout`` on its worker."""
         assoc = self.assoc
-        if assoc.is_established or assoc.is_rejected or assoc.is_aborted:
-            return True
+        if assoc.is_established or assoc.is_rejected or assoc.is_aborted or assoc._kill:
+            return True  # (_kill: the association is being ended, by us)
         return time.monotonic() - self._peer_closed > self.limits.completion_timeout
 
     def _frame(self) -> None:
