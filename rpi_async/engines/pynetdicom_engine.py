@@ -33,8 +33,10 @@ ACK each response would wait ~40 ms), the listen backlog, and identifier logging
 (pynetdicom logs request identifiers, which hold patient data). With TLS the handshake
 runs in the acceptor, without blocking, within ARTIM.
 
-Shutdown: stop accepting; associations with no operation in progress are aborted at
-once, the others get ``shutdown_grace`` to finish (their peers release once answered).
+Shutdown: associations with no operation in progress are aborted at once, the others
+get ``shutdown_grace`` to finish (their peers release once answered); meanwhile the
+acceptor keeps accepting and answers every request, the listen queue's included, with
+A-ASSOCIATE-RJ rejected-transient, a refusal a client retries, and stops only then.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ from rpi_async.service.monitor import Peer
 from rpi_async.service.query import SOP_NAMES, QueryService
 from rpi_async.service.rules import Answer
 from rpi_async.ul import AcceptorPolicy, negotiate
-from rpi_async.ul.pdu import AAssociateRJ, AAssociateRQ
+from rpi_async.ul.codes import AbortReason, AbortSource
+from rpi_async.ul.pdu import AAbort, AAssociateRJ, AAssociateRQ, write_pdu
 
 log = logging.getLogger("rpi_async.ul")
 
@@ -88,6 +91,7 @@ C_CANCEL_RQ = 0x0FFF  # Command Field of C-CANCEL-RQ (PS3.7 Table E.1-1)
 MAX_ASSOCIATIONS_UNCHECKED = 1 << 30  # pynetdicom's own limit: the engine checks its own
 SHUTDOWN_ABORT_WAIT = 2.0  # after the grace period, for aborted associations to end
 MAX_MESSAGE_LENGTH = 16 * 1024 * 1024  # a DIMSE message received, as the native engine's
+_SHUTDOWN_ABORT = write_pdu(AAbort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED))
 MAX_PDU_UNBOUNDED = 0xFFFFFFFF  # max_pdu_size 0, as ul.negotiate takes it
 
 
@@ -147,6 +151,18 @@ class _Association(Association):
         self._is_paused = True
         while self.dul.is_alive() and not self.dul.stop_dul():
             time.sleep(self.dul._run_loop_delay)
+
+
+def _idle(association: Association, record: AssociationRecord) -> bool:
+    """Established, no operation in progress, nothing received and not yet handled."""
+    sock = association.dul.socket
+    return (
+        record.outcome is Outcome.ACCEPTED
+        and not record.busy
+        and association.dimse.msg_queue.empty()
+        and association.dul.event_queue.empty()
+        and not (isinstance(sock, GuardedSocket) and sock.holding_input)
+    )
 
 
 class _Handler(RequestHandler):
@@ -333,14 +349,13 @@ class PynetdicomEngine:
             self.lifecycle.closed(record)
 
     def _shutdown(self, server: _PoolServer, acceptor: Acceptor, thread: threading.Thread) -> None:
-        """Stop accepting; abort idle associations now, busy ones after the grace period."""
+        """Abort idle associations now, let busy ones finish within the grace period,
+        meanwhile refuse every request (rejected-transient: ``screen``) from connections
+        already accepted or still in the listen queue; then stop accepting."""
         self.stopping = True
-        acceptor.stop()
-        thread.join()
-        server.server_close()  # closes the listening socket
         deadline = time.monotonic() + self.settings.shutdown_grace
-        with self._changed:
-            idle = [(a, r) for a, r in self._records.items() if not r.busy]
+        with self._changed:  # those still negotiating are about to be accepted: they wait
+            idle = [(a, r) for a, r in self._records.items() if _idle(a, r)]
         for association, record in idle:
             self._abort_for_shutdown(association, record)
         with self._changed:  # the others: until their peers release, or the grace is over
@@ -352,19 +367,27 @@ class PynetdicomEngine:
             self._abort_for_shutdown(association, record)
         with self._changed:
             self._changed.wait_for(lambda: not self._admitted, SHUTDOWN_ABORT_WAIT)
+        acceptor.stop()
+        thread.join()
+        server.server_close()  # closes the listening socket
         server.pool.shutdown(wait=False)
 
     def _abort_for_shutdown(self, association: Association, record: AssociationRecord) -> None:
+        if record.outcome.final:
+            return  # released or aborted already: its thread is ending
         if record.busy:
             log.warning("aborting association still busy at shutdown")
         detail = "shutdown grace over" if record.busy else "shutdown"
         self.lifecycle.ended(record, Outcome.ABORTED, detail)
-        if record.outcome is Outcome.CONNECTED or not association.is_established:
-            association.kill()  # no association to abort: end the reactor, close
-            with contextlib.suppress(OSError):
-                association.dul.socket.socket.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
-            return
-        association.abort()
+        # The A-ABORT goes out here, before the reactor is stopped: pynetdicom's own
+        # abort queues it for its DUL, which the stop may end before it is sent.
+        # Then the connection is shut, which ends pynetdicom's DUL (Evt17), then its reactor.
+        sock: Any = association.dul.socket.socket  # type: ignore[union-attr]
+        with contextlib.suppress(OSError, AttributeError):
+            sock.sendall(_SHUTDOWN_ABORT)
+        with contextlib.suppress(OSError, AttributeError):
+            sock.shutdown(socket.SHUT_RDWR)
+        association.kill()
 
     # -- event handlers (pool threads) -----------------------------------------------
 

@@ -94,6 +94,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rpi_async.ul")
 
 _READ_SIZE = 65536
+QUEUED_REFUSAL_WAIT = 2.0  # at shutdown, for the listen queue's requests to be refused
 
 Screen = Callable[[AAssociateRQ, AssociationRecord], AAssociateRJ | None]
 # (connection, peer address, record, the A-ASSOCIATE-RQ to serve, bytes received after it)
@@ -154,16 +155,18 @@ class Acceptor:
         self._listen(True)
         try:
             while not self._stopping.is_set():
-                timeout = None
-                if self._pending:
-                    nearest = min(p.deadline for p in self._pending.values())
-                    timeout = max(0.0, nearest - time.monotonic())
-                for key, _ in self._selector.select(timeout):
-                    if key.fileobj is self.listener:
-                        self._accept()
-                    elif isinstance(key.data, _Pending):
-                        self._read(key.data)
-                self._expire()
+                self._turn()
+            # Stopping: the listen queue is accepted, not reset; its requests (and those
+            # of connections pending already) get their refusal from ``screen``, within
+            # QUEUED_REFUSAL_WAIT; the listener closes first, so later ones are refused
+            # at connect.
+            self.listener.listen(0)  # a SYN arriving now is dropped: retried, then refused
+            self._accept(limit=False)
+            self._listen(False)
+            self.listener.close()
+            deadline = time.monotonic() + QUEUED_REFUSAL_WAIT
+            while self._pending and time.monotonic() < deadline:
+                self._turn(deadline)
         finally:
             for pending in list(self._pending.values()):
                 self.lifecycle.ended(pending.record, Outcome.ABORTED, "shutdown")
@@ -172,6 +175,22 @@ class Acceptor:
             self._wake_r.close()
             self._wake_w.close()
 
+    def _turn(self, until: float | None = None) -> None:
+        """One selector wait: accept, read, expire."""
+        deadlines = [p.deadline for p in self._pending.values()]
+        if until is not None:
+            deadlines.append(until)
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj is self.listener:
+                self._accept()
+            elif isinstance(key.data, _Pending):
+                self._read(key.data)
+            elif key.fileobj is self._wake_r:
+                with contextlib.suppress(OSError):
+                    self._wake_r.recv(64)
+        self._expire()
+
     def _listen(self, on: bool) -> None:
         if on and not self._listening:
             self._selector.register(self.listener, selectors.EVENT_READ, None)
@@ -179,8 +198,8 @@ class Acceptor:
             self._selector.unregister(self.listener)
         self._listening = on
 
-    def _accept(self) -> None:
-        while len(self._pending) < MAX_UNASSOCIATED:
+    def _accept(self, *, limit: bool = True) -> None:
+        while not limit or len(self._pending) < MAX_UNASSOCIATED:
             try:
                 sock, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -189,7 +208,7 @@ class Acceptor:
                 log.warning("accept failed: %s", exc)
                 return
             host, port = str(address[0]), int(address[1])
-            if self._per_peer[host] >= MAX_UNASSOCIATED_PER_PEER:
+            if limit and self._per_peer[host] >= MAX_UNASSOCIATED_PER_PEER:
                 log.info("%s has too many connections without a request: closing", host)
                 sock.close()
                 continue
@@ -396,6 +415,11 @@ class GuardedSocket(AssociationSocket):
         self._pdata_limit = limits.max_pdu_length or UNBOUNDED_RECEIVE_CAP
 
     @property
+    def holding_input(self) -> bool:
+        """Received bytes not yet handed to pynetdicom, or part of a DIMSE message."""
+        return bool(self._buffer) or self._complete is not None or self._message_started is not None
+
+    @property
     def ready(self) -> bool:
         if self.socket is None or not self._is_connected:
             return False
@@ -409,6 +433,22 @@ class GuardedSocket(AssociationSocket):
         out, rest = data[:nr_bytes], data[nr_bytes:]
         self._complete = rest or None
         return bytearray(out)
+
+    def close(self) -> None:
+        """The connection is over (Evt17): its share of the receive budget is given back."""
+        self.budget.charge(self.charge, 0)
+        super().close()
+
+    def _shutdown_socket(self) -> None:
+        """Shut down and close, the close even when the shutdown fails (pynetdicom's
+        skips it then: a TLS socket whose peer has gone would stay open)."""
+        sock = self.socket
+        if sock is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            sock.close()
 
     def _fill(self) -> None:
         sock = self.socket
@@ -449,8 +489,8 @@ class GuardedSocket(AssociationSocket):
         pynetdicom's acceptor, told of the close while it negotiates, would wait out
         ``acse_timeout`` on its worker."""
         assoc = self.assoc
-        if assoc.is_established or assoc.is_rejected or assoc.is_aborted:
-            return True
+        if assoc.is_established or assoc.is_rejected or assoc.is_aborted or assoc._kill:
+            return True  # (_kill: the association is being ended, by us)
         return time.monotonic() - self._peer_closed > self.limits.completion_timeout
 
     def _frame(self) -> None:

@@ -120,6 +120,9 @@ def load_or_create_key(path: Path) -> bytes:
         key = text.encode()
     if len(key) < 16:
         raise ConfigError(f"audit key {path} is too short: use at least 16 random bytes")
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:  # anyone who reads it can test guesses of IDs
+            log.warning("audit key %s is readable by other users: chmod 600 it", path)
     return key
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from rpi_async import scu
+from rpi_async.engines.lifecycle import Lifecycle
 from rpi_async.ops.access import AccessPolicy, Refusal, parse_allow_list
+from rpi_async.service.stats import ServerStats
 from rpi_async.ul.codes import (
     PresentationRejectReason,
     RejectResult,
@@ -115,3 +117,16 @@ def test_per_peer_limit(sample_db: Path, engine: str) -> None:
     access = thread.server.access
     assert access is not None
     assert access.held("127.0.0.1") == 0  # every slot given back
+
+
+@pytest.mark.parametrize(
+    "title", ["MODALITY1\n", "MODALITY1\t", "\x1b[31mMODALITY1", "MODALITY1\\", "", "   "]
+)
+def test_invalid_calling_ae_title_is_refused_before_the_allow_list(title: str) -> None:
+    """PS3.5 AE: no control characters, no backslash, not blank; checked first, the same
+    way for both engines (``Lifecycle.admit``), so a title the allow-list would match
+    once stripped is refused all the same."""
+    lifecycle = Lifecycle(ServerStats(), AccessPolicy(parse_allow_list(["MODALITY1"])))
+    record = lifecycle.opened("10.0.0.1", 104)
+    assert lifecycle.admit(record, title) is Refusal.CALLING_AE_NOT_RECOGNIZED
+    assert lifecycle.admit(lifecycle.opened("10.0.0.1", 105), "MODALITY1") is None

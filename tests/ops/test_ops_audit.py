@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import socket
 import threading
@@ -75,6 +76,18 @@ def test_key_file_created_once_private(tmp_path: Path) -> None:
     short.write_text("abcd\n")
     with pytest.raises(ConfigError, match="too short"):
         load_or_create_key(short)
+
+
+def test_world_readable_key_file_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "rpi_async.audit")
+    path = tmp_path / "audit.key"
+    load_or_create_key(path)
+    assert not caplog.records
+    path.chmod(0o644)
+    load_or_create_key(path)
+    assert "readable by other users" in caplog.text
 
 
 def test_file_sink_writes_json_lines(tmp_path: Path) -> None:

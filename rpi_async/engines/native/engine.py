@@ -17,14 +17,19 @@ engine. The protocols see the engine only through ``protocol.ServerState``. With
 context the transport is TLS from the first byte (the handshake must finish within
 ``acse_timeout``).
 
-Shutdown: stop accepting; connections with no operation in progress are ended at once,
-the others get ``shutdown_grace`` to finish (their peers release once answered).
+Shutdown: idle associations are ended at once (A-ABORT), busy ones get
+``shutdown_grace`` to finish (their peers release once answered); meanwhile the server
+keeps listening and answers every request, the listen queue's included, with
+A-ASSOCIATE-RJ rejected-transient (local limit exceeded), a refusal a client retries,
+and closes the listener only then, so no client that had sent a request is reset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable
 
@@ -54,6 +59,7 @@ _LOCAL_LIMIT = (
 
 
 _NEGOTIATION_ENTRIES = 256
+QUEUED_REFUSAL_WAIT = 2.0  # at shutdown, for the listen queue's requests to be refused
 
 
 class NativeEngine:
@@ -126,7 +132,7 @@ class NativeEngine:
         """Answer an A-ASSOCIATE-RQ: access policy, capacity, then ``ul.negotiate``; the
         lifecycle records the outcome (and the per-peer slot, held until close)."""
         refusal = self.lifecycle.admit(record, rq.calling_ae_title)
-        over = self.lifecycle.active >= self.settings.max_associations
+        over = self.stopping or self.lifecycle.active >= self.settings.max_associations
         negotiation = self._negotiate(
             rq, over or refusal is Refusal.PEER_LIMIT, refusal is Refusal.CALLING_AE_NOT_RECOGNIZED
         )
@@ -172,19 +178,56 @@ class NativeEngine:
         try:
             await stop.wait()
         finally:
-            server.close()  # stop accepting; open connections stay
-            await self._drain()
+            await self._drain()  # still listening: new requests get a transient refusal
+            await self._close_listeners(server)
+            for protocol in list(self.connections):
+                protocol.abort_for_shutdown()
             await server.wait_closed()
 
+    async def _close_listeners(self, server: asyncio.Server) -> None:
+        """Stop listening without resetting the listen queue: the connections the kernel
+        has queued are accepted and get their refusal (A-ASSOCIATE-RJ transient) before
+        the listening sockets close; later ones are refused at connect."""
+        held = [socket.socket(fileno=os.dup(s.fileno())) for s in server.sockets]
+        server.close()  # asyncio stops accepting; our duplicates keep the queues
+        queued: list[AssociationProtocol] = []
+        for listener in held:
+            listener.setblocking(False)
+            # A backlog of 0: a SYN arriving now is dropped, not queued, so its client
+            # retries and is refused at connect once the socket is closed.
+            listener.listen(0)
+            while True:
+                try:
+                    sock, _ = listener.accept()
+                except OSError:  # empty (BlockingIOError), or the socket failed
+                    break
+                _, protocol = await self.loop.connect_accepted_socket(
+                    lambda: AssociationProtocol(self),
+                    sock,
+                    ssl=self.ctx.ssl_context,
+                    ssl_handshake_timeout=(
+                        self.settings.acse_timeout if self.ctx.ssl_context else None
+                    ),
+                )
+                queued.append(protocol)
+            listener.close()
+        if queued:
+            await asyncio.wait({p.closed for p in queued}, timeout=QUEUED_REFUSAL_WAIT)
+
     async def _drain(self) -> None:
-        """End idle connections now; busy ones get the grace period to finish."""
+        """Until every connection open at the stop has ended, or the grace period is
+        over: idle associations end now, busy ones finish, and requests (also from
+        connections accepted meanwhile, the listen queue's) get A-ASSOCIATE-RJ
+        transient."""
         self.stopping = True
-        pending = {p.closed for p in self.connections}
-        for protocol in list(self.connections):
-            protocol.end_if_idle()
-        if pending:
-            _, still_open = await asyncio.wait(pending, timeout=self.settings.shutdown_grace)
-            if still_open:
-                for protocol in list(self.connections):
-                    protocol.abort_for_shutdown()
-                await asyncio.wait(still_open, timeout=1.0)
+        deadline = self.loop.time() + self.settings.shutdown_grace
+        at_stop = set(self.connections)
+        while True:
+            for protocol in list(self.connections):
+                protocol.end_if_idle()
+            # Connections accepted since only get their refusal: they do not hold it up.
+            waiting = {p.closed for p in self.connections if p in at_stop}
+            remaining = deadline - self.loop.time()
+            if not waiting or remaining <= 0:
+                break
+            await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)

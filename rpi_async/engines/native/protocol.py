@@ -362,13 +362,18 @@ class AssociationProtocol(asyncio.Protocol):
             self.transport.close()
 
     def end_if_idle(self) -> None:
-        """At shutdown: end this connection now unless an operation is in progress."""
-        if not self._busy and not self._queue:
+        """At shutdown: end this association now unless an operation is in progress. A
+        connection still to send its request is left to get its refusal (the engine
+        rejects every request once stopping), one already answered to close."""
+        if self.conn.is_established and not self._busy and not self._queue:
             self._abort("shutdown")
 
     def abort_for_shutdown(self) -> None:
-        log.warning("aborting association still busy at shutdown")
-        self._abort("shutdown grace over")
+        if self._busy or self._queue:
+            log.warning("aborting association still busy at shutdown")
+            self._abort("shutdown grace over")
+        else:
+            self._abort("shutdown")
 
     # -- timers ------------------------------------------------------------------------
 
