@@ -105,7 +105,9 @@ class Settings:
     query_timeout: float = field(
         default=10.0, metadata=_doc("seconds one query may take before A700")
     )
-    store_readers: int = field(default=4, metadata=_doc("read-only database connections"))
+    store_readers: int = field(
+        default=2, metadata=_doc("read-only database connections, each with its thread")
+    )
     store_mmap_mib: int = field(
         default=0,
         metadata=_doc("MiB of the database mapped into memory (faster lookups; counted in RSS)"),
