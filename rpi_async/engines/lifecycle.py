@@ -180,9 +180,11 @@ class Lifecycle:
         log.info("%s", record.line(time.monotonic()))
 
 
-# Connections whose A-ASSOCIATE-RQ is not complete yet: in all, and from one address.
-MAX_UNASSOCIATED = 1024
-MAX_UNASSOCIATED_PER_PEER = 128
+# Connections whose A-ASSOCIATE-RQ is not complete yet: in all, and from one address. A
+# busy peer (a balancer, a load test) opens a thousand at once and each waits only until
+# its request is read, so one address may hold a quarter of them; ARTIM bounds the time.
+MAX_UNASSOCIATED = 4096
+MAX_UNASSOCIATED_PER_PEER = 1024
 # Bytes received and not yet answered (partial PDUs, DIMSE messages being reassembled),
 # over all connections of one engine.
 RECEIVE_BUDGET = 128 * 1024 * 1024
