@@ -13,9 +13,6 @@ prints ``listening on HOST:PORT`` once bound and stops on SIGTERM or SIGINT.
 
 from __future__ import annotations
 
-import argparse
-import signal
-import socket
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,18 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
-from pynetdicom.transport import ThreadedAssociationServer
 
+from benchmarks.servers.pynetdicom_sqlite_scp import arguments, serve_tuned
 from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
-from rpi_async.dicom.uids import RPI_SOP_CLASSES
 from rpi_async.sr.registry import TEMPLATES
 from rpi_async.sr.render import render_identifier
 from rpi_async.store.reader import lookup_compact_now
 
-MAX_ASSOCIATIONS = 2048
-LISTEN_BACKLOG = 4096
 PATIENT = "DEMO000001"
 
 
@@ -51,10 +44,6 @@ def the_answer(db: Path) -> Dataset:
     )
 
 
-def on_conn_open(event: Any) -> None:
-    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def handler(answer: Dataset) -> Any:
     def handle_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
         yield FindStatus.PENDING, answer
@@ -63,29 +52,8 @@ def handler(answer: Dataset) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ae-title", default="RPI_SCP")
-    args = parser.parse_args()
-    stop = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    answer = the_answer(args.db)
-    ThreadedAssociationServer.request_queue_size = LISTEN_BACKLOG
-    ae = AE(ae_title=args.ae_title)
-    ae.maximum_associations = MAX_ASSOCIATIONS
-    for uid in RPI_SOP_CLASSES:
-        ae.add_supported_context(uid)
-    server = ae.start_server(
-        (args.host, args.port),
-        block=False,
-        evt_handlers=[(evt.EVT_CONN_OPEN, on_conn_open), (evt.EVT_C_FIND, handler(answer))],
-    )
-    assert server is not None
-    print(f"listening on {args.host}:{args.port}", flush=True)
-    signal.sigwait(stop)
-    server.shutdown()
+    args = arguments(__doc__.splitlines()[0])
+    serve_tuned(args, handler(the_answer(args.db)))
 
 
 if __name__ == "__main__":

@@ -79,13 +79,18 @@ def handler(lookup: Lookup) -> Any:
     return handle_find
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.Namespace:
+    """--db, --host, --port, --ae-title: what the suite passes to a pynetdicom peer."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ae-title", default="RPI_SCP")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def serve_tuned(args: argparse.Namespace, find_handler: Any) -> None:
+    """A pynetdicom AE with the careful operator's settings, until SIGTERM or SIGINT."""
     stop = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     ThreadedAssociationServer.request_queue_size = LISTEN_BACKLOG
@@ -96,15 +101,17 @@ def main() -> None:
     server = ae.start_server(
         (args.host, args.port),
         block=False,
-        evt_handlers=[
-            (evt.EVT_CONN_OPEN, on_conn_open),
-            (evt.EVT_C_FIND, handler(Lookup(args.db))),
-        ],
+        evt_handlers=[(evt.EVT_CONN_OPEN, on_conn_open), (evt.EVT_C_FIND, find_handler)],
     )
     assert server is not None
     print(f"listening on {args.host}:{args.port}", flush=True)
     signal.sigwait(stop)
     server.shutdown()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    serve_tuned(args, handler(Lookup(args.db)))
 
 
 if __name__ == "__main__":
