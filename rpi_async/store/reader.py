@@ -134,6 +134,17 @@ def patient_by_pk(conn: sqlite3.Connection, pk: int) -> CompactPatient | None:
     return patient
 
 
+def _probe(uri: str) -> None:
+    """The readiness lookup, on a fresh read-only connection."""
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        first = conn.execute(_FIRST_PATIENT).fetchall()
+        if first:
+            conn.execute(_LOOKUP, (first[0][0], first[0][1], *_NO_ANSWER)).fetchall()
+    finally:
+        conn.close()
+
+
 def _connect(uri: str, mmap_bytes: int) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
     _set_up(conn, mmap_bytes)
@@ -155,8 +166,10 @@ class PatientStore:
         readers: list[aiosqlite.Connection],
         inline: sqlite3.Connection | None,
         acquire_timeout: float,
+        uri: str = "",
     ) -> None:
         self.path = path
+        self._uri = uri  # how the readers opened the file (for ``ping``'s own connection)
         self.inline = inline is not None
         self._inline = inline
         self._readers = readers
@@ -191,6 +204,7 @@ class PatientStore:
                     readers=[],
                     inline=_connect(uri, mmap_bytes),
                     acquire_timeout=acquire_timeout,
+                    uri=uri,
                 )
             for _ in range(max(1, readers)):
                 conn = await aiosqlite.connect(
@@ -203,7 +217,7 @@ class PatientStore:
             for conn in opened:
                 await conn.close()
             raise StoreError(f"cannot open {path} read-only: {exc}") from None
-        return cls(path, readers=opened, inline=None, acquire_timeout=acquire_timeout)
+        return cls(path, readers=opened, inline=None, acquire_timeout=acquire_timeout, uri=uri)
 
     @property
     def connections(self) -> tuple[aiosqlite.Connection, ...]:
@@ -242,10 +256,17 @@ class PatientStore:
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless a real lookup reads: the first patient's row,
-        compact document included, as a query would (not only the schema)."""
-        first = await self._fetch(_FIRST_PATIENT)
-        if first:
-            await self._fetch(_LOOKUP, (first[0][0], first[0][1], *_NO_ANSWER))
+        compact document included, as a query would (not only the schema).
+
+        On a connection of its own, opened for the probe: a reader's page cache would
+        answer from memory while the file itself no longer reads (SQLite trusts its
+        cache while the file's change counter is unchanged)."""
+        if self._closed:
+            raise StoreUnavailable("patient store is closed")
+        try:
+            await asyncio.to_thread(_probe, self._uri or f"{self.path.resolve().as_uri()}?mode=ro")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"patient store read failed: {exc}") from None
 
     async def generation(self) -> int:
         """A counter bumped by every import; cached renderings older than it are stale."""
