@@ -110,7 +110,7 @@ def test_per_peer_limit(sample_db: Path, engine: str) -> None:
         if third.is_rejected:
             assert reject_fields(third) == PEER_LIMIT
         # The same client-side race: the refusal, or the close that follows it.
-        with pytest.raises(scu.AssociationFailed, match="local-limit-exceeded|closed the conn"):
+        with pytest.raises(scu.AssociationFailed, match=r"local-limit-exceeded|closed the conn"):
             scu.echo(srv.host, srv.port, timeout=10)
         assert srv.stats.associations_rejected["peer-limit-exceeded"] == 2
         assert held[0].send_c_echo().Status == 0  # the admitted ones still work
