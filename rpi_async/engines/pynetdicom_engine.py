@@ -51,7 +51,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from copy import deepcopy
 from typing import Any, cast
 
 import anyio.from_thread
@@ -65,7 +64,7 @@ from rpi_async import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from rpi_async.dicom.quiet import silence_pynetdicom
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, RPI_SOP_CLASSES, SopClass
-from rpi_async.engines import pynetdicom_rpi
+from rpi_async.engines import pynetdicom_reactors, pynetdicom_rpi
 from rpi_async.engines.base import EngineContext
 from rpi_async.engines.lifecycle import (
     LOCAL_LIMIT_REPLY,
@@ -75,7 +74,13 @@ from rpi_async.engines.lifecycle import (
     ReceiveBudget,
     escaped,
 )
-from rpi_async.engines.pynetdicom_transport import Acceptor, GuardedSocket, ReceiveLimits
+from rpi_async.engines.pynetdicom_reactors import EventAssociation
+from rpi_async.engines.pynetdicom_transport import (
+    Acceptor,
+    CommandScreen,
+    GuardedSocket,
+    ReceiveLimits,
+)
 from rpi_async.ops.access import Refusal
 from rpi_async.service import rules
 from rpi_async.service.monitor import Peer
@@ -123,15 +128,10 @@ class _PoolServer(AssociationServer):
             self.shutdown_request(sock)
 
 
-class _Association(Association):
-    """pynetdicom's acceptor association, ending without its 10 ms naps, refusing a
-    C-FIND on another context's SOP class before pynetdicom looks for its service.
-
-    ``Association.kill`` waits for the DUL to reach Sta1 (the peer closing the
-    connection after our A-RELEASE-RP) by sleeping 10 ms at a time, which holds the
-    worker for most of an association's life. This waits at the DUL's own polling
-    granularity (1 ms) instead.
-    """
+class _Association(EventAssociation):
+    """pynetdicom's acceptor association on event-driven reactors
+    (``pynetdicom_reactors``), refusing a C-FIND on another context's SOP class before
+    pynetdicom looks for its service."""
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
         """C-FIND on another context's SOP class: 0122H, as the native engine answers."""
@@ -143,14 +143,6 @@ class _Association(Association):
         ):
             return
         super()._serve_request(msg, context_id)
-
-    def kill(self) -> None:
-        self._reactor_checkpoint.set()
-        self._kill = True
-        self.is_established = False
-        self._is_paused = True
-        while self.dul.is_alive() and not self.dul.stop_dul():
-            time.sleep(self.dul._run_loop_delay)
 
 
 def _idle(association: Association, record: AssociationRecord) -> bool:
@@ -173,30 +165,35 @@ class _Handler(RequestHandler):
         """Nothing: socketserver calls this on construction; ``create`` does the work."""
 
     def create(
-        self, limits: ReceiveLimits, budget: ReceiveBudget, request: bytes, received: bytes
+        self,
+        limits: ReceiveLimits,
+        budget: ReceiveBudget,
+        commands: CommandScreen,
+        request: bytes,
+        received: bytes,
     ) -> Association:
         """An acceptor association for this connection, as pynetdicom's handler makes one
         (``RequestHandler._create_association``), of class ``_Association``, reading
-        through a ``GuardedSocket`` that holds the bytes already ``received``."""
+        through a ``GuardedSocket`` that holds the bytes already ``received``. Its
+        supported contexts are the server's own list, not a deep copy of it (pynetdicom's
+        handler copies; its negotiation only reads them)."""
         server = self.server
         assoc = _Association(self.ae, MODE_ACCEPTOR)
         assoc._server = server
-        assoc.set_socket(GuardedSocket(assoc, self.request, limits, budget, request, received))
+        assoc.set_socket(
+            GuardedSocket(assoc, self.request, limits, budget, commands, request, received)
+        )
         acceptor = assoc.acceptor
         acceptor.maximum_length = self.ae.maximum_pdu_size
         acceptor.ae_title = server.ae_title
         acceptor.address_info = self.local
         acceptor.implementation_class_uid = self.ae.implementation_class_uid
         acceptor.implementation_version_name = self.ae.implementation_version_name
-        acceptor.supported_contexts = deepcopy(server.contexts)
+        acceptor.supported_contexts = server.contexts
         assoc.requestor.address_info = self.remote
-        for event, handlers in server._handlers.items():
-            if event.is_intervention:
-                if handlers:
-                    assoc.bind(event, *handlers)
-            else:
-                for handler, args in cast(list[tuple[Any, Any]], handlers):
-                    assoc.bind(event, handler, args)
+        # Our handlers only: the association has bound pynetdicom's defaults itself.
+        for handler in cast(_PoolServer, server).engine.handlers():
+            assoc.bind(handler[0], handler[1])
         return assoc
 
 
@@ -213,6 +210,7 @@ class PynetdicomEngine:
         self._changed = threading.Condition()  # guards _records, _admitted; notified as they end
         self._admitted = 0  # associations handed to the pool and not yet ended
         self.budget = ReceiveBudget()
+        self.commands = CommandScreen()
         self.stopping = False
         self.policy = AcceptorPolicy(
             ae_title=self.settings.ae_title,
@@ -221,6 +219,7 @@ class PynetdicomEngine:
         )
         silence_pynetdicom()
         pynetdicom_rpi.install()
+        pynetdicom_reactors.install()
 
     @property
     def service(self) -> QueryService:
@@ -335,7 +334,7 @@ class PynetdicomEngine:
         limits = ReceiveLimits(s.max_pdu_size, MAX_MESSAGE_LENGTH, s.dimse_timeout)
         try:
             handler = _Handler(sock, client_address, server)
-            association = handler.create(limits, self.budget, request, received)
+            association = handler.create(limits, self.budget, self.commands, request, received)
             with self._changed:
                 self._records[association] = record
             evt.trigger(association, evt.EVT_CONN_OPEN, {"address": client_address})

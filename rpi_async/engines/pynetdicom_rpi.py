@@ -29,7 +29,6 @@ before pynetdicom looks for a service class.
 from __future__ import annotations
 
 from collections.abc import Callable
-from io import BytesIO
 from typing import Any, TypeVar, cast
 
 from pynetdicom import evt, sop_class
@@ -40,8 +39,10 @@ from pynetdicom.service_class import RelevantPatientInformationQueryServiceClass
 
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import RPI_SOP_CLASSES
+from rpi_async.engines.pynetdicom_reactors import send_encoded
 from rpi_async.service.rules import Answer
-from rpi_async.ul.commands import is_uid
+from rpi_async.ul.commands import CFindRSP, is_uid
+from rpi_async.ul.dimse import encode_message
 
 SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.7 C.4.1.1.4
 ERROR_COMMENT_LENGTH = 64  # LO
@@ -90,17 +91,15 @@ class RpiQueryServiceClass(RelevantPatientInformationQueryServiceClass):
         offending: tuple[int, ...] = (),
         sop_class: str | None = None,
     ) -> None:
-        rsp = C_FIND()
-        rsp.MessageIDBeingRespondedTo = req.MessageID
-        rsp.AffectedSOPClassUID = sop_class or req.AffectedSOPClassUID
-        rsp.Status = int(status)
-        if comment:
-            rsp.ErrorComment = comment[:ERROR_COMMENT_LENGTH]  # type: ignore[assignment]
-        if offending:
-            rsp.OffendingElement = list(offending)  # type: ignore[assignment]
-        if identifier is not None:
-            rsp.Identifier = BytesIO(identifier)
-        self.dimse.send_msg(rsp, cx_id)
+        rsp = CFindRSP(
+            message_id_being_responded_to=int(cast(int, req.MessageID)),
+            affected_sop_class_uid=str(sop_class or req.AffectedSOPClassUID),
+            status=int(status),
+            offending_element=tuple(offending),
+            error_comment=comment[:ERROR_COMMENT_LENGTH] if comment else None,
+        )
+        peer_max = int(self.assoc.requestor.maximum_length or 0)
+        send_encoded(self.assoc, encode_message(cx_id, rsp, identifier, peer_max))
 
 
 def refuse_other_sop_class(assoc: Association, req: C_FIND, context: PresentationContext) -> bool:

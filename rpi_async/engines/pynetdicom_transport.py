@@ -38,7 +38,7 @@ import ssl
 import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from io import BytesIO
@@ -396,11 +396,13 @@ class GuardedSocket(AssociationSocket):
         client_socket: socket.socket,
         limits: ReceiveLimits,
         budget: ReceiveBudget,
+        commands: CommandScreen,
         request: bytes,
         received: bytes,
     ) -> None:
         super().__init__(assoc, client_socket=client_socket)
         self.budget = budget
+        self.commands = commands
         self.charge = Charge()
         client_socket.settimeout(limits.completion_timeout)  # sends cannot block forever
         self.limits = limits
@@ -413,11 +415,27 @@ class GuardedSocket(AssociationSocket):
         self.abort_detail = ""  # why we aborted, if we did
         self._peer_closed = 0.0  # when the peer's end of the connection was seen, if it was
         self._pdata_limit = limits.max_pdu_length or UNBOUNDED_RECEIVE_CAP
+        self._held_back = False
 
     @property
     def holding_input(self) -> bool:
         """Received bytes not yet handed to pynetdicom, or part of a DIMSE message."""
         return bool(self._buffer) or self._complete is not None or self._message_started is not None
+
+    @property
+    def has_complete_pdu(self) -> bool:
+        """A PDU checked and ready for pynetdicom's next read."""
+        return self._complete is not None
+
+    @property
+    def holding_back(self) -> bool:
+        """A complete PDU received but held until the association is established."""
+        return self._held_back
+
+    @property
+    def peer_closed(self) -> bool:
+        """The peer's end of the connection has been seen closed."""
+        return bool(self._peer_closed)
 
     @property
     def ready(self) -> bool:
@@ -494,6 +512,7 @@ class GuardedSocket(AssociationSocket):
         return time.monotonic() - self._peer_closed > self.limits.completion_timeout
 
     def _frame(self) -> None:
+        self._held_back = False
         try:
             parsed = read_pdu(
                 self._buffer,
@@ -507,7 +526,8 @@ class GuardedSocket(AssociationSocket):
             return
         pdu, used = parsed
         if isinstance(pdu, PDataTF) and not self.assoc.is_established:
-            return  # sent before our A-ASSOCIATE-AC went out: held until it has
+            self._held_back = True  # sent before our A-ASSOCIATE-AC went out: held until it has
+            return
         if isinstance(pdu, _UNEXPECTED_IN_ASSOCIATION):  # PS3.8 Table 9-10: AA-8
             self._abort(AbortReason.UNEXPECTED_PDU, f"unexpected {type(pdu).__name__}")
             return
@@ -538,7 +558,7 @@ class GuardedSocket(AssociationSocket):
             if pdv.is_command:
                 self._command += pdv.data
                 if pdv.is_last:
-                    why = _unreadable_for_pynetdicom(bytes(self._command))
+                    why = self.commands.why_unreadable(bytes(self._command))
                     self._command.clear()
                     if why is not None:
                         self._abort(AbortReason.INVALID_PDU_PARAMETER_VALUE, why)
@@ -581,11 +601,39 @@ _PEER_ABORT = write_pdu(AAbort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFI
 _UNEXPECTED_IN_ASSOCIATION = (AAssociateRQ, AAssociateAC, AAssociateRJ, AReleaseRP)
 
 
+class CommandScreen:
+    """Whether pynetdicom can read a command set, remembered for the last ``size``
+    command sets seen (one per engine, passed to every ``GuardedSocket``; peers send the
+    same few command sets over and over, and deciding costs a pydicom decode)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._seen: OrderedDict[bytes, str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def why_unreadable(self, raw: bytes) -> str | None:
+        """Why pynetdicom could not turn ``raw`` (a command set ``ul.commands`` decodes)
+        into its primitive, or None: an element pydicom's dictionary does not know, or a
+        value its primitive refuses (a Priority other than 0, 1, 2, for one). Its reactor
+        would log that as an ERROR with a traceback and answer nothing."""
+        with self._lock:
+            if raw in self._seen:
+                self._seen.move_to_end(raw)
+                return self._seen[raw]
+        why = _unreadable_for_pynetdicom(raw)
+        with self._lock:
+            self._seen[raw] = why
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return why
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
 def _unreadable_for_pynetdicom(raw: bytes) -> str | None:
-    """Why pynetdicom could not turn a command set (one ``ul.commands`` decodes) into
-    its primitive, or None: an element pydicom's dictionary does not know, or a value
-    its primitive refuses (a Priority other than 0, 1, 2, for one). Its reactor would
-    log that as an ERROR with a traceback and answer nothing."""
+    """``CommandScreen.why_unreadable``, decided afresh."""
     offset = 0
     while offset + 8 <= len(raw):
         group, element, length = _ELEMENT_HEADER.unpack_from(raw, offset)
@@ -610,8 +658,9 @@ _ELEMENT_HEADER = struct.Struct("<HHI")
 def _has_input(sock: socket.socket) -> bool:
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True
+    poller = select.poll()  # not select.select: descriptors above 1023 are common here
     try:
-        ready, _, _ = select.select([sock], [], [], 0)
+        poller.register(sock.fileno(), select.POLLIN)
     except (OSError, ValueError):
         return True  # recv reports the error
-    return bool(ready)
+    return bool(poller.poll(0))
