@@ -106,6 +106,7 @@ def test_queries_are_answered_on_events(
     with RawPeer(pynetdicom_server.host, pynetdicom_server.port, timeout=10) as peer:
         peer.associate()
         identifier = encode(scu.build_request("P0001", "HOSP_A"), False, True)
+        assert identifier is not None
         before = dict(counted)
         for message_id in range(1, 21):
             found = peer.find_raw(identifier, message_id=message_id)
