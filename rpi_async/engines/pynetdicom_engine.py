@@ -74,7 +74,7 @@ from rpi_async.engines.lifecycle import (
     ReceiveBudget,
     escaped,
 )
-from rpi_async.engines.pynetdicom_reactors import EventAssociation
+from rpi_async.engines.pynetdicom_reactors import EventAssociation, EventDIMSE
 from rpi_async.engines.pynetdicom_transport import (
     Acceptor,
     CommandScreen,
@@ -92,7 +92,6 @@ from rpi_async.ul.pdu import AAbort, AAssociateRJ, AAssociateRQ, write_pdu
 
 log = logging.getLogger("rpi_async.ul")
 
-C_CANCEL_RQ = 0x0FFF  # Command Field of C-CANCEL-RQ (PS3.7 Table E.1-1)
 MAX_ASSOCIATIONS_UNCHECKED = 1 << 30  # pynetdicom's own limit: the engine checks its own
 SHUTDOWN_ABORT_WAIT = 2.0  # after the grace period, for aborted associations to end
 MAX_MESSAGE_LENGTH = 16 * 1024 * 1024  # a DIMSE message received, as the native engine's
@@ -191,8 +190,10 @@ class _Handler(RequestHandler):
         acceptor.implementation_version_name = self.ae.implementation_version_name
         acceptor.supported_contexts = server.contexts
         assoc.requestor.address_info = self.remote
+        engine = cast(_PoolServer, server).engine
+        cast(EventDIMSE, assoc.dimse).on_cancel = engine.stats.cancel_received
         # Our handlers only: the association has bound pynetdicom's defaults itself.
-        for handler in cast(_PoolServer, server).engine.handlers():
+        for handler in engine.handlers():
             assoc.bind(handler[0], handler[1])
         return assoc
 
@@ -254,7 +255,6 @@ class PynetdicomEngine:
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_RELEASED, self._on_released),
             (evt.EVT_ABORTED, self._on_aborted),
-            (evt.EVT_DIMSE_RECV, self._on_dimse_recv),
         ]
 
     # -- serving ----------------------------------------------------------------------
@@ -433,10 +433,6 @@ class PynetdicomEngine:
         if record is not None:
             record.sops.append("verification")
         return int(FindStatus.SUCCESS)
-
-    def _on_dimse_recv(self, event: evt.Event) -> None:
-        if event.message.command_set.get("CommandField") == C_CANCEL_RQ:
-            self.stats.cancel_received()
 
     @pynetdicom_rpi.answer_handler
     def _on_find(self, event: evt.Event) -> Answer:

@@ -35,12 +35,15 @@ import ssl
 import struct
 import threading
 from collections.abc import Callable
+from io import BytesIO
 from typing import Any, cast
 
 import pynetdicom.association
 from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_CANCEL, C_ECHO, C_FIND
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.fsm import StateMachine
 from pynetdicom.pdu import A_ABORT_RQ
@@ -50,11 +53,14 @@ from pynetdicom.transport import AssociationSocket
 from pynetdicom.utils import make_target
 
 from rpi_async.engines.pynetdicom_transport import GuardedSocket
+from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CFindRQ
+from rpi_async.ul.events import DimseMessage
 
 log = logging.getLogger("rpi_async.ul")
 
 TIMER_TICK = 0.05  # s: the longest wait, so timers are checked at least this often
 HELD_RECHECK = 0.001  # s: bytes held back until the association is established
+MAX_CANCELS_KEPT = 10  # as pynetdicom's DIMSE provider
 _IDLE_STATE = "Sta1"
 _DATA_STATE = "Sta6"
 _PDU_HEADER = struct.Struct(">BxI")
@@ -266,6 +272,57 @@ class EventDUL(DULServiceProvider):
                     os.read(self._bell_read, 4096)
 
 
+class EventDIMSE(DIMSEServiceProvider):
+    """pynetdicom's DIMSE provider, given the messages ``GuardedSocket`` has already
+    reassembled and decoded (``ul.dimse``) instead of decoding every P-DATA again with
+    pydicom. As pynetdicom's: a C-CANCEL is kept aside for ``is_cancelled`` (ten at most),
+    other requests are queued for the association reactor, and a message its primitive
+    refuses ends the association (Evt19)."""
+
+    on_cancel: Callable[[], None] | None = None
+
+    def receive_primitive(self, primitive: P_DATA) -> None:
+        sock = self.assoc.dul.socket
+        if not isinstance(sock, GuardedSocket):
+            super().receive_primitive(primitive)
+            return
+        for message in sock.take_completed():
+            try:
+                self._deliver(message)
+            except (TypeError, ValueError):
+                log.info("DIMSE message pynetdicom refuses: association aborted")
+                self.dul.event_queue.put("Evt19")
+                return
+
+    def _deliver(self, message: DimseMessage) -> None:
+        command = message.command
+        if isinstance(command, CCancelRQ):
+            responded_to = command.message_id_being_responded_to
+            if len(self.cancel_req) < MAX_CANCELS_KEPT:
+                cancel = C_CANCEL()
+                cancel.MessageIDBeingRespondedTo = responded_to
+                self.cancel_req[responded_to] = cancel
+            if self.on_cancel is not None:
+                self.on_cancel()
+            return
+        request: C_FIND | C_ECHO
+        if isinstance(command, CFindRQ):
+            request = C_FIND()
+            request.MessageID = command.message_id
+            request.AffectedSOPClassUID = command.affected_sop_class_uid or None
+            request.Priority = command.priority
+            if message.dataset is not None:
+                request.Identifier = BytesIO(message.dataset)
+        elif isinstance(command, CEchoRQ):
+            request = C_ECHO()
+            request.MessageID = command.message_id
+            request.AffectedSOPClassUID = command.affected_sop_class_uid
+        else:
+            return  # GuardedSocket admits no other command
+        request._context_id = message.context_id
+        self.msg_queue.put((message.context_id, request))
+
+
 class EventAssociation(Association):
     """pynetdicom's acceptor association, its reactor waiting on an event for the DUL's
     messages instead of sleeping 1 ms before every pass."""
@@ -279,6 +336,8 @@ class EventAssociation(Association):
             self.acse_timeout = self.ae.acse_timeout
             self.network_timeout = self.ae.network_timeout
         self._wakeup = self.dul.user_wakeup
+        if not isinstance(self.dimse, EventDIMSE):
+            self.dimse = EventDIMSE(self)
         self.dimse.msg_queue = _RingingQueue(self._wakeup.set)
 
     def kill(self) -> None:
@@ -350,8 +409,18 @@ def _dul_for(assoc: Association) -> DULServiceProvider:
     return DULServiceProvider(assoc)
 
 
+def _dimse_for(assoc: Association) -> DIMSEServiceProvider:
+    """The DIMSE provider ``Association.__init__`` creates: an ``EventDIMSE`` for an
+    ``EventAssociation``, pynetdicom's own for any other association."""
+    if isinstance(assoc, EventAssociation):
+        return EventDIMSE(assoc)
+    return DIMSEServiceProvider(assoc)
+
+
 def install() -> None:
-    """Make ``Association.__init__`` create its DUL through ``_dul_for`` (it names
-    ``DULServiceProvider`` from its module's namespace), so that an ``EventAssociation``
-    is built with one DUL, not built with pynetdicom's and then given another."""
+    """Make ``Association.__init__`` create its DUL and DIMSE provider through
+    ``_dul_for`` and ``_dimse_for`` (it names both classes from its module's namespace),
+    so that an ``EventAssociation`` is built with ours, not built with pynetdicom's and
+    then given others."""
     setattr(pynetdicom.association, "DULServiceProvider", _dul_for)  # noqa: B010
+    setattr(pynetdicom.association, "DIMSEServiceProvider", _dimse_for)  # noqa: B010

@@ -76,6 +76,7 @@ from rpi_async.ul.connection import (
 )
 from rpi_async.ul.dimse import MessageAssembler
 from rpi_async.ul.errors import RemoteProtocolError
+from rpi_async.ul.events import DimseMessage
 from rpi_async.ul.fsm import State
 from rpi_async.ul.pdu import (
     AAbort,
@@ -416,6 +417,7 @@ class GuardedSocket(AssociationSocket):
         self._peer_closed = 0.0  # when the peer's end of the connection was seen, if it was
         self._pdata_limit = limits.max_pdu_length or UNBOUNDED_RECEIVE_CAP
         self._held_back = False
+        self._completed: list[DimseMessage] = []  # by the PDU pynetdicom reads next
 
     @property
     def holding_input(self) -> bool:
@@ -436,6 +438,12 @@ class GuardedSocket(AssociationSocket):
     def peer_closed(self) -> bool:
         """The peer's end of the connection has been seen closed."""
         return bool(self._peer_closed)
+
+    def take_completed(self) -> list[DimseMessage]:
+        """The DIMSE messages completed by the P-DATA-TF pynetdicom has just read,
+        decoded (``ul.dimse``), for ``pynetdicom_reactors.EventDIMSE``."""
+        completed, self._completed = self._completed, []
+        return completed
 
     @property
     def ready(self) -> bool:
@@ -568,6 +576,7 @@ class GuardedSocket(AssociationSocket):
                 name = type(message.command).__name__
                 self._abort(AbortReason.NOT_SPECIFIED, f"unsupported DIMSE command {name}")
                 return False
+        self._completed.extend(messages)
         if not self._assembler.in_progress:
             self._message_started = None
         elif self._message_started is None:
