@@ -30,8 +30,9 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,47 @@ _FACTS = (
 )
 _NO_OTHER_IDS = "[]"
 _NO_ANSWER = (None, None)
+
+
+# The batched lookup: one statement for many lookups, each a row of ``q`` tagged by
+# ``q.i``. ``CROSS JOIN`` keeps ``q`` the outer loop, so each row of ``q`` is one descent
+# of the unique index on (patient_id, issuer), as ``_LOOKUP``. ``_LOOKUP``'s ``LIMIT 2``
+# (the first two rows in index order, that is by issuer) is per lookup here: without an
+# issuer, only rows up to the second issuer of that ID (NULL, no second: all).
+_BATCH_SELECT = """
+SELECT q.i, p.pk, p.patient_id, p.issuer, p.name, p.birth_date, p.sex, p.version,
+       CASE WHEN a.content IS NULL THEN p.facts_doc END,
+       (SELECT json_group_array(json_array(o.other_id, o.issuer, o.type_of_id))
+          FROM other_patient_id o WHERE o.patient_pk = p.pk),
+       a.content, a.age_at, a.ascii
+  FROM q CROSS JOIN patient p
+  LEFT JOIN answer a
+    ON a.patient_pk = p.pk AND a.template = q.tpl AND a.version = p.version AND a.renderer = q.rnd
+ WHERE p.patient_id = q.pid
+   AND CASE WHEN q.iss IS NULL
+            THEN p.issuer <= coalesce((SELECT s.issuer FROM patient s WHERE s.patient_id = q.pid
+                                        ORDER BY s.issuer LIMIT 1 OFFSET 1), p.issuer)
+            ELSE p.issuer = q.iss END
+"""
+# The fact rows of every patient of a batch without a usable compact copy, in one statement.
+_BATCH_FACTS = (
+    "SELECT patient_pk, "
+    + ", ".join(f'"{c}"' for c in schema.FACT_COLUMNS)
+    + " FROM fact WHERE patient_pk IN (SELECT value FROM json_each(?)) ORDER BY patient_pk, seq"
+)
+BATCH_MAX = 64  # lookups per statement; more issued together are split
+_batch_sql: dict[int, str] = {}
+
+
+def batch_sql(size: int) -> str:
+    """The statement for ``size`` lookups (cached: one text, one prepared statement, per size)."""
+    sql = _batch_sql.get(size)
+    if sql is None:
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * size)
+        sql = _batch_sql[size] = (
+            f"WITH q(i, pid, iss, tpl, rnd) AS (VALUES {values})" + _BATCH_SELECT
+        )
+    return sql
 
 
 _FIRST_PATIENT = "SELECT patient_id, issuer FROM patient ORDER BY pk LIMIT 1"
@@ -134,6 +176,19 @@ def patient_by_pk(conn: sqlite3.Connection, pk: int) -> CompactPatient | None:
     return patient
 
 
+# A lookup waiting for its batch: (patient ID, issuer, template, renderer), its future.
+_Key = tuple[str, str | None, str | None, str | None]
+_Pending = tuple[_Key, asyncio.Future[list[CompactPatient]]]
+_by_issuer = itemgetter(2)  # a batch row without its tag: (pk, patient_id, issuer, ...)
+
+
+def _fail(batch: Iterable[_Pending], error: Callable[[], BaseException]) -> None:
+    """Fail every caller of a batch still waiting (each with an exception of its own)."""
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error())
+
+
 def _probe(uri: str) -> None:
     """The readiness lookup, on a fresh read-only connection."""
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
@@ -175,6 +230,8 @@ class PatientStore:
         self._readers = readers
         self._acquire_timeout = acquire_timeout
         self._closed = False
+        self._pending: list[_Pending] | None = None  # lookups of this loop iteration
+        self._batches: set[asyncio.Task[None]] = set()  # batches in flight
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         for conn in readers:
             self._idle.put_nowait(conn)
@@ -208,7 +265,11 @@ class PatientStore:
                 )
             for _ in range(max(1, readers)):
                 conn = await aiosqlite.connect(
-                    uri, uri=True, check_same_thread=False, isolation_level=None
+                    uri,
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                    cached_statements=2 * BATCH_MAX + 16,  # a statement per batch size
                 )
                 opened.append(conn)
                 await conn.execute("PRAGMA query_only = ON")
@@ -235,20 +296,94 @@ class PatientStore:
         """
         if self._closed:
             raise StoreUnavailable("patient store is closed")
-        try:
-            if self._inline is not None:
+        if self._inline is not None:
+            try:
                 return lookup_compact_now(self._inline, patient_id, issuer, answer)
-            params = (patient_id, issuer, *(answer or _NO_ANSWER))
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"patient store read failed: {exc}") from None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[CompactPatient]] = loop.create_future()
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = []
+            loop.call_soon(self._flush)
+        pending.append(((patient_id, issuer, *(answer or _NO_ANSWER)), future))
+        return await future
+
+    def _flush(self) -> None:
+        """Send the lookups of the last loop iteration, ``BATCH_MAX`` to a statement."""
+        pending, self._pending = self._pending, None
+        if not pending:
+            return
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(pending), BATCH_MAX):
+            task = loop.create_task(self._run_batch(pending[start : start + BATCH_MAX]))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        """One batch on one connection: one statement, one more for fact rows if needed."""
+        try:
             async with self._connection() as conn:
-                patients: list[CompactPatient] = []
-                for row in await conn.execute_fetchall(_LOOKUP, params):
-                    patient, head = _compact(row)
-                    if patient is None:
-                        patient = _from_facts(head, await conn.execute_fetchall(_FACTS, (head[0],)))
-                    patients.append(patient)
-                return patients
+                batch = [item for item in batch if not item[1].done()]  # not cancelled
+                if not batch:
+                    return
+                params = [value for i, (key, _) in enumerate(batch) for value in (i, *key)]
+                found: list[list[Any]] = [[] for _ in batch]
+                for row in await conn.execute_fetchall(batch_sql(len(batch)), params):
+                    found[row[0]].append(row[1:])
+                results: list[list[CompactPatient | tuple[Any, ...]] | None] = []
+                need_facts: list[int] = []
+                for (_, future), rows in zip(batch, found, strict=True):
+                    results.append(None)
+                    if future.done():
+                        continue
+                    if len(rows) > 1:
+                        rows.sort(key=_by_issuer)  # _LOOKUP's order, the index's
+                    try:
+                        parsed: list[CompactPatient | tuple[Any, ...]] = []
+                        for row in rows:
+                            patient, head = _compact(row)
+                            if patient is None:
+                                need_facts.append(head[0])
+                                parsed.append(head)
+                            else:
+                                parsed.append(patient)
+                    except Exception as exc:  # this caller's rows only
+                        future.set_exception(exc)
+                        continue
+                    results[-1] = parsed
+                facts: dict[int, list[Any]] = {}
+                if need_facts:
+                    for row in await conn.execute_fetchall(_BATCH_FACTS, (json.dumps(need_facts),)):
+                        facts.setdefault(row[0], []).append(row[1:])
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"patient store read failed: {exc}") from None
+            message = f"patient store read failed: {exc}"
+            _fail(batch, lambda: StoreUnavailable(message))
+            return
+        except StoreUnavailable as exc:  # no free connection, or closed
+            message = str(exc)
+            _fail(batch, lambda: StoreUnavailable(message))
+            return
+        except asyncio.CancelledError:  # close()
+            _fail(batch, lambda: StoreUnavailable("patient store is closed"))
+            raise
+        except Exception as exc:
+            error = exc
+            if self._closed:  # aiosqlite's "no active connection"
+                _fail(batch, lambda: StoreUnavailable("patient store is closed"))
+            else:
+                _fail(batch, lambda: error)
+            return
+        for (_, future), ready in zip(batch, results, strict=True):
+            if ready is None or future.done():
+                continue
+            future.set_result(
+                [
+                    p if isinstance(p, CompactPatient) else _from_facts(p, facts.get(p[0], ()))
+                    for p in ready
+                ]
+            )
 
     async def lookup(self, patient_id: str, issuer: str | None = None) -> list[PatientRecord]:
         """Patients with this ID (in this issuer's domain if given); at most two are returned."""
@@ -274,7 +409,14 @@ class PatientStore:
         return 0 if not rows else int(rows[0][0])
 
     async def close(self) -> None:
+        """Close the connections; lookups still waiting fail with StoreUnavailable."""
         self._closed = True
+        pending, self._pending = self._pending, None
+        _fail(pending or (), lambda: StoreUnavailable("patient store is closed"))
+        batches = list(self._batches)
+        for task in batches:
+            task.cancel()
+        await asyncio.gather(*batches, return_exceptions=True)
         for conn in self._readers:
             await conn.close()
         if self._inline is not None:
