@@ -231,7 +231,7 @@ class PatientStore:
         self._acquire_timeout = acquire_timeout
         self._closed = False
         self._pending: list[_Pending] | None = None  # lookups of this loop iteration
-        self._batches: set[asyncio.Task[None]] = set()  # batches in flight
+        self._batches: dict[asyncio.Task[None], list[_Pending]] = {}  # in flight
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         for conn in readers:
             self._idle.put_nowait(conn)
@@ -317,9 +317,13 @@ class PatientStore:
             return
         loop = asyncio.get_running_loop()
         for start in range(0, len(pending), BATCH_MAX):
-            task = loop.create_task(self._run_batch(pending[start : start + BATCH_MAX]))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+            batch = pending[start : start + BATCH_MAX]
+            task = loop.create_task(self._run_batch(batch))
+            self._batches[task] = batch
+            task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        del self._batches[task]
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         """One batch on one connection: one statement, one more for fact rows if needed."""
@@ -413,10 +417,12 @@ class PatientStore:
         self._closed = True
         pending, self._pending = self._pending, None
         _fail(pending or (), lambda: StoreUnavailable("patient store is closed"))
-        batches = list(self._batches)
+        batches = dict(self._batches)
         for task in batches:
             task.cancel()
         await asyncio.gather(*batches, return_exceptions=True)
+        for batch in batches.values():  # a task cancelled before it started ran no handler
+            _fail(batch, lambda: StoreUnavailable("patient store is closed"))
         for conn in self._readers:
             await conn.close()
         if self._inline is not None:
