@@ -108,6 +108,7 @@ def batch_sql(size: int) -> str:
     return sql
 
 
+_OVERLOADED = "patient store overloaded: no free connection"
 _FIRST_PATIENT = "SELECT patient_id, issuer FROM patient ORDER BY pk LIMIT 1"
 _GENERATION = "SELECT value FROM meta WHERE key='generation'"
 
@@ -176,15 +177,16 @@ def patient_by_pk(conn: sqlite3.Connection, pk: int) -> CompactPatient | None:
     return patient
 
 
-# A lookup waiting for its batch: (patient ID, issuer, template, renderer), its future.
+# A lookup waiting for its batch: (patient ID, issuer, template, renderer), its future,
+# and when it was issued (``loop.time()``, for ``acquire_timeout``).
 _Key = tuple[str, str | None, str | None, str | None]
-_Pending = tuple[_Key, asyncio.Future[list[CompactPatient]]]
+_Pending = tuple[_Key, asyncio.Future[list[CompactPatient]], float]
 _by_issuer = itemgetter(2)  # a batch row without its tag: (pk, patient_id, issuer, ...)
 
 
 def _fail(batch: Iterable[_Pending], error: Callable[[], BaseException]) -> None:
     """Fail every caller of a batch still waiting (each with an exception of its own)."""
-    for _, future in batch:
+    for _, future, _ in batch:
         if not future.done():
             future.set_exception(error())
 
@@ -222,6 +224,7 @@ class PatientStore:
         inline: sqlite3.Connection | None,
         acquire_timeout: float,
         uri: str = "",
+        stall: float = 0.05,
     ) -> None:
         self.path = path
         self._uri = uri  # how the readers opened the file (for ``ping``'s own connection)
@@ -230,8 +233,13 @@ class PatientStore:
         self._readers = readers
         self._acquire_timeout = acquire_timeout
         self._closed = False
-        self._pending: list[_Pending] | None = None  # lookups of this loop iteration
-        self._batches: dict[asyncio.Task[None], list[_Pending]] = {}  # in flight
+        self._queue: list[_Pending] = []  # lookups not sent yet, oldest first
+        self._dispatching = False  # a _dispatch is scheduled (call_soon)
+        self._expiry: asyncio.TimerHandle | None = None  # acquire_timeout of the oldest
+        self._stall = stall
+        self._stall_timer: asyncio.TimerHandle | None = None
+        # batches in flight, with when they were sent
+        self._batches: dict[asyncio.Task[None], tuple[list[_Pending], float]] = {}
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         for conn in readers:
             self._idle.put_nowait(conn)
@@ -245,6 +253,7 @@ class PatientStore:
         acquire_timeout: float = 5.0,
         inline: bool = False,
         mmap_bytes: int = 0,
+        stall: float = 0.05,
     ) -> PatientStore:
         """Open the store read-only (``readers`` aiosqlite connections, or one inline).
 
@@ -278,7 +287,14 @@ class PatientStore:
             for conn in opened:
                 await conn.close()
             raise StoreError(f"cannot open {path} read-only: {exc}") from None
-        return cls(path, readers=opened, inline=None, acquire_timeout=acquire_timeout, uri=uri)
+        return cls(
+            path,
+            readers=opened,
+            inline=None,
+            acquire_timeout=acquire_timeout,
+            uri=uri,
+            stall=stall,
+        )
 
     @property
     def connections(self) -> tuple[aiosqlite.Connection, ...]:
@@ -303,44 +319,89 @@ class PatientStore:
                 raise StoreUnavailable(f"patient store read failed: {exc}") from None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[CompactPatient]] = loop.create_future()
-        pending = self._pending
-        if pending is None:
-            pending = self._pending = []
-            loop.call_soon(self._flush)
-        pending.append(((patient_id, issuer, *(answer or _NO_ANSWER)), future))
+        self._queue.append(((patient_id, issuer, *(answer or _NO_ANSWER)), future, loop.time()))
+        if not self._dispatching:
+            self._dispatching = True
+            loop.call_soon(self._dispatch)
         return await future
 
-    def _flush(self) -> None:
-        """Send the lookups of the last loop iteration, ``BATCH_MAX`` to a statement."""
-        pending, self._pending = self._pending, None
-        if not pending:
-            return
+    def _dispatch(self) -> None:
+        """Send the queued lookups, ``BATCH_MAX`` to a statement, to an idle reader.
+
+        Scheduled (``call_soon``) by the first lookup of a loop iteration, and run again
+        whenever a batch gives its reader back. One batch is in flight at a time: the
+        lookups issued meanwhile wait in the queue and go out together when it is back.
+        Another reader takes them only once every batch in flight has been out for
+        ``stall`` seconds (a read that missed the page cache, a slow volume)."""
+        self._dispatching = False
+        queue, idle, batches = self._queue, self._idle, self._batches
         loop = asyncio.get_running_loop()
-        for start in range(0, len(pending), BATCH_MAX):
-            batch = pending[start : start + BATCH_MAX]
-            task = loop.create_task(self._run_batch(batch))
-            self._batches[task] = batch
-            task.add_done_callback(self._batch_done)
+        while queue and not idle.empty() and not self._closed:
+            if batches:
+                due = max(sent for _, sent in batches.values()) + self._stall
+                if due > loop.time():
+                    if self._stall_timer is None:
+                        self._stall_timer = loop.call_at(due, self._stalled)
+                    break
+            batch = [item for item in queue[:BATCH_MAX] if not item[1].done()]
+            del queue[:BATCH_MAX]
+            if batch:
+                task = loop.create_task(self._run_batch(idle.get_nowait(), batch))
+                batches[task] = (batch, loop.time())
+                task.add_done_callback(self._batch_done)
+        if queue and self._expiry is None:
+            self._schedule_expiry()
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        self._dispatch()
+
+    def _schedule_expiry(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_at(self._queue[0][2] + self._acquire_timeout, self._expire)
+
+    def _expire(self) -> None:
+        """Fail the lookups that waited ``acquire_timeout`` for a free reader."""
+        self._expiry = None
+        queue = self._queue
+        limit = asyncio.get_running_loop().time() - self._acquire_timeout
+        waited = 0
+        while waited < len(queue) and queue[waited][2] <= limit:
+            waited += 1
+        _fail(queue[:waited], lambda: StoreUnavailable(_OVERLOADED))
+        del queue[:waited]
+        if queue:
+            self._schedule_expiry()
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
-        del self._batches[task]
+        self._batches.pop(task, None)
 
-    async def _run_batch(self, batch: list[_Pending]) -> None:
-        """One batch on one connection: one statement, one more for fact rows if needed."""
+    def _release(self, conn: aiosqlite.Connection) -> None:
+        """A batch's reader is free again: the lookups queued meanwhile go out on it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._batches.pop(task, None)  # no longer in flight
+        self._idle.put_nowait(conn)
+        if self._queue:
+            self._dispatch()
+        elif self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    async def _run_batch(self, conn: aiosqlite.Connection, batch: list[_Pending]) -> None:
+        """One batch on one reader: one statement, one more for fact rows if needed."""
+        results: list[list[CompactPatient | tuple[Any, ...]] | None] = []
+        facts: dict[int, list[Any]] = {}
         try:
-            async with self._connection() as conn:
-                batch = [item for item in batch if not item[1].done()]  # not cancelled
-                if not batch:
-                    return
-                params = [value for i, (key, _) in enumerate(batch) for value in (i, *key)]
+            try:
+                params = [value for i, (key, _, _) in enumerate(batch) for value in (i, *key)]
                 found: list[list[Any]] = [[] for _ in batch]
                 for row in await conn.execute_fetchall(batch_sql(len(batch)), params):
                     found[row[0]].append(row[1:])
-                results: list[list[CompactPatient | tuple[Any, ...]] | None] = []
                 need_facts: list[int] = []
-                for (_, future), rows in zip(batch, found, strict=True):
+                for (_, future, _), rows in zip(batch, found, strict=True):
                     results.append(None)
-                    if future.done():
+                    if future.done():  # cancelled meanwhile
                         continue
                     if len(rows) > 1:
                         rows.sort(key=_by_issuer)  # _LOOKUP's order, the index's
@@ -357,16 +418,13 @@ class PatientStore:
                         future.set_exception(exc)
                         continue
                     results[-1] = parsed
-                facts: dict[int, list[Any]] = {}
                 if need_facts:
                     for row in await conn.execute_fetchall(_BATCH_FACTS, (json.dumps(need_facts),)):
                         facts.setdefault(row[0], []).append(row[1:])
+            finally:
+                self._release(conn)
         except sqlite3.Error as exc:
             message = f"patient store read failed: {exc}"
-            _fail(batch, lambda: StoreUnavailable(message))
-            return
-        except StoreUnavailable as exc:  # no free connection, or closed
-            message = str(exc)
             _fail(batch, lambda: StoreUnavailable(message))
             return
         except asyncio.CancelledError:  # close()
@@ -379,7 +437,7 @@ class PatientStore:
             else:
                 _fail(batch, lambda: error)
             return
-        for (_, future), ready in zip(batch, results, strict=True):
+        for (_, future, _), ready in zip(batch, results, strict=True):
             if ready is None or future.done():
                 continue
             future.set_result(
@@ -415,13 +473,17 @@ class PatientStore:
     async def close(self) -> None:
         """Close the connections; lookups still waiting fail with StoreUnavailable."""
         self._closed = True
-        pending, self._pending = self._pending, None
-        _fail(pending or (), lambda: StoreUnavailable("patient store is closed"))
+        queue, self._queue = self._queue, []
+        _fail(queue, lambda: StoreUnavailable("patient store is closed"))
+        for timer in (self._expiry, self._stall_timer):
+            if timer is not None:
+                timer.cancel()
+        self._expiry = self._stall_timer = None
         batches = dict(self._batches)
         for task in batches:
             task.cancel()
         await asyncio.gather(*batches, return_exceptions=True)
-        for batch in batches.values():  # a task cancelled before it started ran no handler
+        for batch, _ in batches.values():  # a task cancelled before it started ran no handler
             _fail(batch, lambda: StoreUnavailable("patient store is closed"))
         for conn in self._readers:
             await conn.close()
@@ -448,11 +510,11 @@ class PatientStore:
             try:
                 conn = await asyncio.wait_for(idle.get(), self._acquire_timeout)
             except TimeoutError:
-                raise StoreUnavailable("patient store overloaded: no free connection") from None
+                raise StoreUnavailable(_OVERLOADED) from None
         try:
             yield conn
         finally:
-            idle.put_nowait(conn)
+            self._release(conn)
 
 
 __all__ = ["CompactFact", "CompactPatient", "PatientStore", "lookup_compact_now"]

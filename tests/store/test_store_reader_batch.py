@@ -105,16 +105,16 @@ async def store(batch_db: Path) -> AsyncIterator[PatientStore]:
 
 
 async def _trace(store: PatientStore) -> list[str]:
-    """Every statement the (only) reader runs from now on."""
-    [conn] = store.connections
+    """Every statement the readers run from now on."""
     seen: list[str] = []
-    await conn.set_trace_callback(seen.append)
+    for conn in store.connections:
+        await conn.set_trace_callback(seen.append)
     return seen
 
 
-def _gate(store: PatientStore) -> asyncio.Event:
-    """Hold every statement of the (only) reader until the returned event is set."""
-    [conn] = store.connections
+def _gate(store: PatientStore, reader: int = 0) -> asyncio.Event:
+    """Hold every statement of a reader until the returned event is set."""
+    conn = store.connections[reader]
     inner = conn.execute_fetchall
     gate = asyncio.Event()
 
@@ -302,3 +302,37 @@ async def test_close_fails_waiting_and_running_batches(batch_db: Path, in_task: 
             await asyncio.wait_for(task, 5)
     with pytest.raises(StoreUnavailable, match="closed"):
         await store.lookup_compact("P0001")
+
+
+async def test_lookups_issued_while_a_batch_runs_go_out_together(store: PatientStore) -> None:
+    seen = await _trace(store)
+    gate = _gate(store)
+    first = await _lookups(store, 3)  # at the gate
+    later = []
+    for n in range(10, 15):  # one per loop iteration, each too late for the batch before
+        later.append(asyncio.create_task(store.lookup_compact(demo.demo_patient_id(n))))
+        await _pending(3)
+    gate.set()
+    found = await asyncio.gather(*first, *later)
+    assert [len(got) for got in found] == [1] * 8
+    assert [s.count("), (") + 1 for s in seen if s.startswith("WITH q(")] == [3, 5]
+
+
+async def test_another_reader_takes_over_from_a_stalled_batch(batch_db: Path) -> None:
+    store = await PatientStore.open(batch_db, readers=2, stall=0.3)
+    try:
+        seen = await _trace(store)
+        gate = _gate(store, 0)  # the first reader's batch stalls
+        first = await _lookups(store, 3)
+        second = await _lookups(store, 2)
+        await asyncio.sleep(0.1)
+        assert not any(t.done() for t in (*first, *second))  # the second reader waits...
+        assert seen == []
+        done, _ = await asyncio.wait(second, timeout=5)  # ... until the first stalled
+        assert done == set(second)
+        assert [len(t.result()) for t in second] == [1, 1]
+        assert not any(t.done() for t in first)
+        gate.set()
+        assert [len(got) for got in await asyncio.gather(*first)] == [1, 1, 1]
+    finally:
+        await store.close()
