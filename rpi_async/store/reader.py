@@ -12,14 +12,32 @@ ever touched then counts in the process's resident set, which is what operators 
 So it is off by default (``store_mmap_mib``).
 
 Lookups go through aiosqlite: ``readers`` read-only connections, each with its own
-thread, handed out from a queue; the statement runs on the connection's thread and the
-event loop never waits for the disk, however cold the cache or slow the volume. When
-every connection stays busy for longer than ``acquire_timeout`` the store reports itself
-unavailable (A700, out of resources). Handing a lookup to a thread and back costs
-30-50 µs of CPU (``benchmarks/query_path.py --threads``), about what a warm lookup costs
-on its own, so ``inline=True`` (the ``store_inline`` setting, off by default) runs lookups
-on the calling thread, the event loop's, on one plain sqlite3 connection instead: no
-hand-off, but a read that misses the page cache blocks the loop for one disk read.
+thread; the statement runs on the connection's thread and the event loop never waits for
+the disk, however cold the cache or slow the volume. Handing a statement to a thread and
+back costs 30-50 µs of CPU (``benchmarks/query_path.py --threads``: the queue to the
+thread, ``call_soon_threadsafe`` back, GIL switches), about what a warm lookup costs on
+its own. So lookups are batched, and the hand-off is paid once per batch: the first
+``lookup_compact`` of a loop iteration schedules a dispatch (``call_soon``), every lookup
+until then joins the queue, and the dispatch sends up to ``BATCH_MAX`` of them to one
+reader as one statement (``batch_sql``: a ``VALUES`` CTE of the lookups, each row one
+descent of the unique index, the rows tagged with the lookup's position), plus one more
+for the fact rows of the batch's patients without a compact copy. One batch is in flight
+at a time: lookups issued meanwhile wait and go out together when its reader is back;
+another reader takes them only when every batch in flight has been out for ``stall``
+seconds (a read that missed the page cache), so a slow disk does not hold every lookup.
+Each caller gets exactly what ``lookup_compact_now`` would give it. A batch's SQLite
+error fails each of its callers with StoreUnavailable; a lookup that waited
+``acquire_timeout`` for a reader fails as overloaded (A700, out of resources); a
+cancelled caller is left out or its result dropped. At 64 clients on two cores a batch
+holds 7-10 lookups, and the server answers as many associations per second as inline
+lookups do, 1.5x unbatched aiosqlite (``benchmarks/RESULTS.md`` §5b); the SQL itself
+costs 15 µs per lookup in a batch of 16 or more against 21 µs alone. Lookups issued one
+at a time (no concurrency) are batches of one: 16-47 µs more server CPU per association
+than unbatched aiosqlite in the serial measurement (the dispatch, a task per batch).
+
+``inline=True`` (the ``store_inline`` setting, off by default) runs lookups on the
+calling thread, the event loop's, on one plain sqlite3 connection instead: no hand-off,
+no batching, but a read that misses the page cache blocks the loop for one disk read.
 ``lookup`` gives ``model.PatientRecord`` objects; the query path uses ``lookup_compact``
 and its light records.
 """
