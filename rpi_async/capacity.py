@@ -54,3 +54,19 @@ def automatic_max_associations(workers: int = 1) -> tuple[int, str]:
     limit = max_associations(fds, memory, workers)
     why = f"file descriptors {fds}, {memory >> 20} MiB available, {workers} worker(s)"
     return limit, why
+
+
+PER_PEER_SHARE = 16  # native engine: one address may hold 1/16 of max_associations
+PER_PEER_FLOOR = 16
+
+
+def automatic_per_peer(engine: str, max_associations: int, pynetdicom_workers: int) -> int:
+    """``max_associations_per_peer = -1``: what one address may hold.
+
+    Native engine: a sixteenth of ``max_associations`` (at least 16): a load generator on
+    one machine gets 1,024 clients in when ``max_associations`` is sized automatically,
+    and one peer still cannot take the slots of the others. pynetdicom engine: half its
+    workers, since an idle association holds a worker there."""
+    if engine == "pynetdicom":
+        return max(1, pynetdicom_workers // 2)
+    return max(PER_PEER_FLOOR, max_associations // PER_PEER_SHARE)

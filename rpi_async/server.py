@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
-from rpi_async.capacity import automatic_max_associations
+from rpi_async.capacity import automatic_max_associations, automatic_per_peer
 from rpi_async.config import Settings
 from rpi_async.engines import EngineContext, create_engine
 from rpi_async.engines.base import Engine, ServiceSlot
@@ -164,6 +164,13 @@ class Server:
             limit, why = automatic_max_associations(self.settings.workers)
             self.settings = self.settings.replace(max_associations=limit)
             sizing = f"from {why}"
+        if self.settings.max_associations_per_peer == -1:
+            per_peer = automatic_per_peer(
+                self.settings.engine,
+                self.settings.max_associations,
+                self.settings.pynetdicom_workers,
+            )
+            self.settings = self.settings.replace(max_associations_per_peer=per_peer)
         s = self.settings
         access = AccessPolicy.from_settings(s.allowed_calling_aes, s.max_associations_per_peer)
         self.access = access
@@ -188,7 +195,7 @@ class Server:
         if self.audit is not None:
             self.audit.submit(ActivityAudit(time.time(), True, s.ae_title))
         log.info(
-            "%s on %s:%d as %s (engine %s%s, database %s: %s; max_associations %d %s)",
+            "%s on %s:%d as %s (engine %s%s, database %s: %s; max_associations %d %s, %d per peer)",
             f"worker {os.getpid()} listening" if self.worker else "rpi-async listening",
             self.address[0] if self.address else "?",
             self.port,
@@ -199,6 +206,7 @@ class Server:
             self._identity_text(),
             s.max_associations,
             sizing,
+            s.max_associations_per_peer,
         )
 
     async def _start_ops(self) -> None:

@@ -21,3 +21,21 @@ def test_a_default_server_admits_1024_clients_here() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert limit >= 1024 or soft < 1024 + capacity.FD_RESERVE, why
     assert str(soft) in why
+
+
+def test_per_peer_limit_sized_from_the_engine() -> None:
+    # Native: a sixteenth of max_associations, so 1,024 clients from one address get in
+    # when max_associations is sized for 16,384 or more; never below 16.
+    assert capacity.automatic_per_peer("native", 19_872, 32) == 1_242
+    assert capacity.automatic_per_peer("native", 16_384, 32) == 1_024
+    assert capacity.automatic_per_peer("native", 64, 32) == capacity.PER_PEER_FLOOR
+    # pynetdicom: half its workers, an idle association holding one.
+    assert capacity.automatic_per_peer("pynetdicom", 19_872, 32) == 16
+    assert capacity.automatic_per_peer("pynetdicom", 19_872, 1) == 1
+
+
+def test_a_default_server_admits_1024_clients_from_one_address() -> None:
+    limit, _ = capacity.automatic_max_associations()
+    per_peer = capacity.automatic_per_peer("native", limit, 32)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert per_peer >= 1024 or soft < 16 * 1024 + capacity.FD_RESERVE

@@ -68,10 +68,11 @@ class Settings:
         ),
     )
     max_associations_per_peer: int = field(
-        default=16,
+        default=-1,
         metadata=_doc(
-            "concurrent associations from one IP address (0: no limit); one peer cannot "
-            "take every slot"
+            "concurrent associations from one IP address (0: no limit; -1: sized at "
+            "start, a sixteenth of max_associations, half of pynetdicom_workers on "
+            "that engine); one peer cannot take every slot"
         ),
     )
     engine: str = field(default="native", metadata=_doc("network engine: native or pynetdicom"))
@@ -244,9 +245,12 @@ class Settings:
         self._check_ops(bad)
 
     def _check_ops(self, bad: Callable[[str, str], ConfigError]) -> None:
-        for key in ("max_associations_per_peer", "max_in_flight"):
-            if getattr(self, key) < 0:
-                raise bad(key, "must be 0 (no limit) or more")
+        if self.max_associations_per_peer < -1:
+            raise bad(
+                "max_associations_per_peer", "must be -1 (sized at start), 0 (no limit) or more"
+            )
+        if self.max_in_flight < 0:
+            raise bad("max_in_flight", "must be 0 (no limit) or more")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise bad("metrics_port", f"{self.metrics_port} is not a TCP port (0-65535)")
         if self.audit_patient_id not in AUDIT_PATIENT_ID_MODES:

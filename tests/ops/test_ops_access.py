@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rpi_async import scu
+from rpi_async.config.settings import Settings
 from rpi_async.engines.lifecycle import Lifecycle
 from rpi_async.ops.access import AccessPolicy, Refusal, parse_allow_list
 from rpi_async.service.stats import ServerStats
@@ -134,3 +135,25 @@ def test_invalid_calling_ae_title_is_refused_before_the_allow_list(title: str) -
     record = lifecycle.opened("10.0.0.1", 104)
     assert lifecycle.admit(record, title) is Refusal.CALLING_AE_NOT_RECOGNIZED
     assert lifecycle.admit(lifecycle.opened("10.0.0.1", 105), "MODALITY1") is None
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(("engine_name", "expected"), [("native", 20), ("pynetdicom", 4)])
+def test_per_peer_limit_sized_at_start(sample_db: Path, engine_name: str, expected: int) -> None:
+    """-1 (the default): a sixteenth of max_associations, or half the pynetdicom workers."""
+    settings = server_settings(
+        sample_db,
+        engine_name,
+        max_associations=320,
+        max_associations_per_peer=-1,
+        pynetdicom_workers=8,
+    )
+    assert Settings().max_associations_per_peer == -1
+    thread = OpsServerThread(settings)
+    thread.start()
+    try:
+        access = thread.server.access
+        assert access is not None
+        assert access.max_per_peer == expected
+    finally:
+        thread.stop()

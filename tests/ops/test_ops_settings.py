@@ -36,7 +36,7 @@ def test_readme_documents_every_key() -> None:
     ("environ", "needle"),
     [
         ({"RPI_ASYNC_ALLOWED_CALLING_AES": "MOD@10.0.0.300/8"}, "'allowed_calling_aes'"),
-        ({"RPI_ASYNC_MAX_ASSOCIATIONS_PER_PEER": "-1"}, "'max_associations_per_peer'"),
+        ({"RPI_ASYNC_MAX_ASSOCIATIONS_PER_PEER": "-2"}, "'max_associations_per_peer'"),
         ({"RPI_ASYNC_MAX_IN_FLIGHT": "-5"}, "'max_in_flight'"),
         ({"RPI_ASYNC_METRICS_PORT": "70000"}, "'metrics_port'"),
         ({"RPI_ASYNC_AUDIT_PATIENT_ID": "plain"}, "'audit_patient_id'"),
