@@ -144,8 +144,15 @@ def _rpi_async(
 ) -> Callable[[Workspace, int], list[str]]:
     def command(ws: Workspace, port: int) -> list[str]:
         serve = ("serve", "--db", str(ws.db), "--host", HOST, "--port", str(port))
-        # The load generator is one peer: the per-peer limit would refuse it.
-        limits = ("--max-associations", "2048", "--max-associations-per-peer", "0")
+        # The native engine runs on its defaults (limits sized at start admit 1,024
+        # clients from one address). The load generator is one peer: the pynetdicom
+        # engine's per-peer default (half its workers) would refuse it, and the baseline
+        # had max_associations 64.
+        limits: tuple[str, ...] = ()
+        if baseline:
+            limits = ("--max-associations", "2048", "--max-associations-per-peer", "0")
+        elif "pynetdicom" in engine_args:
+            limits = ("--max-associations-per-peer", "0")
         args = (*serve, *limits, *engine_args)
         if not baseline:
             return _python("rpi_async", *args)
