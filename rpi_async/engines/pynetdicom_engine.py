@@ -14,11 +14,18 @@ peers cost a selector entry, not a thread; the per-peer limit keeps one address 
 holding every worker. pynetdicom's acceptor also runs ``gc.collect()`` every 60
 connections; ours does not.
 
+Each association still runs on pynetdicom's two reactors, its association reactor (in the
+pool thread) and its DUL (a thread of its own), but they wait for events instead of
+polling every millisecond (``pynetdicom_reactors``), and requests reach the association
+as the messages ``GuardedSocket`` has decoded already (``EventDIMSE``): pydicom decodes
+no request a second time.
+
 C-FIND (``pynetdicom_rpi``): the handler hands the identifier bytes, as received, to
 the QueryService on the asyncio event loop through an anyio ``BlockingPortal`` and
 waits for the ``Answer``, at most ``query_timeout`` + 1 s (the service answers A700
 itself at ``query_timeout``); the loop does the lookup (aiosqlite) and renders the
-answer bytes, which pynetdicom sends as they are. pydicom never touches an identifier.
+answer bytes; the responses go out as P-DATA-TF PDUs that ``ul.dimse`` encodes, which
+pynetdicom's DUL sends as they are. pydicom never touches an identifier.
 A C-FIND on a context of another abstract syntax is refused (0122H) by ``_Association``
 before pynetdicom looks for a service class.
 
@@ -27,10 +34,10 @@ records the connection, the screening and any rejection; pynetdicom's events rep
 acceptance, release and abort; the pool thread closes the record when the
 association's reactor returns.
 
-Settings pynetdicom does not set by itself: TCP_NODELAY on every accepted socket
-(pynetdicom sends a command and its data set as two P-DATA PDUs: with Nagle plus delayed
-ACK each response would wait ~40 ms), the listen backlog, and identifier logging off
-(pynetdicom logs request identifiers, which hold patient data). With TLS the handshake
+Settings pynetdicom does not set by itself: TCP_NODELAY on every accepted socket (a
+C-FIND answer is two messages, Pending and Success, sent one after the other: with Nagle
+plus delayed ACK the second would wait ~40 ms), the listen backlog, and identifier
+logging off (pynetdicom logs request identifiers, which hold patient data). With TLS the handshake
 runs in the acceptor, without blocking, within ARTIM.
 
 Shutdown: associations with no operation in progress are aborted at once, the others

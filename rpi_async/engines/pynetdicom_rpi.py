@@ -11,15 +11,16 @@ Its ``SCP`` still triggers ``EVT_C_FIND``, so the engine's handler decides, but 
 handler (marked with ``answer_handler``; the table is process-wide, and an unmarked
 handler of another AE gets pynetdicom's own behaviour) returns the service's ``Answer``
 instead of yielding Datasets: the request
-identifier reaches the service as the bytes pynetdicom received (``C_FIND.Identifier``
-is a ``BytesIO`` of the encoded data set) and the response identifier goes back as the
-bytes the service encoded, set as the response primitive's ``Identifier``. pynetdicom
-encodes only the command sets: pydicom never decodes or encodes an identifier on this
-path.
+identifier reaches the service as the bytes received (``C_FIND.Identifier`` is a
+``BytesIO`` of the encoded data set) and each response goes out as bytes: its command
+set encoded by ``ul.commands``, command and identifier fragmented into P-DATA-TF PDUs
+for the peer's maximum length by ``ul.dimse`` (as the native engine sends them), queued
+for pynetdicom's DUL as ``pynetdicom_reactors.EncodedPData``, which the DUL sends as they
+are. pydicom never decodes or encodes an identifier on this path, nor a response's
+command set.
 
 The final Success follows a Pending without a data set (Command Data Set Type 0101H,
-PS3.4 Q.2.1.1.4): pynetdicom's own class re-sends the Pending primitive with its
-identifier. A failure carries Error Comment and Offending Element when the service gave
+PS3.4 Q.2.1.1.4), which pynetdicom's own encoder gets wrong. A failure carries Error Comment and Offending Element when the service gave
 them. A C-FIND on a presentation context of another abstract syntax (or with no or an
 undecodable Affected SOP Class UID) is refused with 0122H (SOP class not supported,
 PS3.7 C.4.1.1.4) by ``refuse_other_sop_class``, which the engine's association calls
