@@ -20,11 +20,12 @@ are. pydicom never decodes or encodes an identifier on this path, nor a response
 command set.
 
 The final Success follows a Pending without a data set (Command Data Set Type 0101H,
-PS3.4 Q.2.1.1.4), which pynetdicom's own encoder gets wrong. A failure carries Error Comment and Offending Element when the service gave
-them. A C-FIND on a presentation context of another abstract syntax (or with no or an
-undecodable Affected SOP Class UID) is refused with 0122H (SOP class not supported,
-PS3.7 C.4.1.1.4) by ``refuse_other_sop_class``, which the engine's association calls
-before pynetdicom looks for a service class.
+PS3.4 Q.2.1.1.4), which pynetdicom's own encoder gets wrong. A failure carries Error
+Comment and Offending Element when the service gave them. A C-FIND on a presentation
+context of another abstract syntax (or with no or an undecodable Affected SOP Class UID)
+is refused with 0122H (SOP class not supported, PS3.7 C.4.1.1.4) by
+``refuse_other_sop_class``, which the engine's association calls before pynetdicom looks
+for a service class.
 """
 
 from __future__ import annotations
