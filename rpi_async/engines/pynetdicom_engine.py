@@ -104,6 +104,7 @@ SHUTDOWN_ABORT_WAIT = 2.0  # after the grace period, for aborted associations to
 MAX_MESSAGE_LENGTH = 16 * 1024 * 1024  # a DIMSE message received, as the native engine's
 _SHUTDOWN_ABORT = write_pdu(AAbort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED))
 MAX_PDU_UNBOUNDED = 0xFFFFFFFF  # max_pdu_size 0, as ul.negotiate takes it
+DUL_THREADS_PER_WORKER = 4  # the DUL pool's bound, per association worker: never reached
 
 
 class _PoolServer(AssociationServer):
@@ -113,9 +114,11 @@ class _PoolServer(AssociationServer):
     def __init__(self, engine: PynetdicomEngine, *args: Any, **kwargs: Any) -> None:
         self.engine = engine
         self.request_queue_size = engine.settings.backlog
-        self.pool = ThreadPoolExecutor(
-            max(1, engine.settings.pynetdicom_workers), thread_name_prefix="rpi-assoc"
-        )
+        workers = max(1, engine.settings.pynetdicom_workers)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="rpi-assoc")
+        # Each association's DUL runs on a thread of this pool, not on a thread started
+        # for it; a DUL ends before its association does, so it never fills up.
+        self.dul_pool = ThreadPoolExecutor(DUL_THREADS_PER_WORKER * workers, "rpi-dul")
         AssociationServer.__init__(self, *args, **kwargs)
 
     def serve(
@@ -197,7 +200,9 @@ class _Handler(RequestHandler):
         acceptor.implementation_version_name = self.ae.implementation_version_name
         acceptor.supported_contexts = server.contexts
         assoc.requestor.address_info = self.remote
-        engine = cast(_PoolServer, server).engine
+        pool_server = cast(_PoolServer, server)
+        engine = pool_server.engine
+        assoc.dul_runner = pool_server.dul_pool  # type: ignore[attr-defined]
         cast(EventDIMSE, assoc.dimse).on_cancel = engine.stats.cancel_received
         # Our handlers only: the association has bound pynetdicom's defaults itself.
         for handler in engine.handlers():
@@ -377,6 +382,7 @@ class PynetdicomEngine:
         thread.join()
         server.server_close()  # closes the listening socket
         server.pool.shutdown(wait=False)
+        server.dul_pool.shutdown(wait=False)
 
     def _abort_for_shutdown(self, association: Association, record: AssociationRecord) -> None:
         if record.outcome.final:

@@ -19,6 +19,12 @@ This module keeps pynetdicom's loops pass for pass (``_dul_pass`` and
 - both wake at least every ``TIMER_TICK`` for their timers (ARTIM, the network idle
   timeout, ``GuardedSocket``'s completion deadlines), which count in seconds.
 
+Around those loops: the DUL runs on a thread of the engine's DUL pool (``start``, given
+as ``assoc.dul_runner``) rather than on a thread started for each association, and
+``Association.__init__`` builds an ``EventDUL`` and an ``EventDIMSE`` directly
+(``install``). ``EventDIMSE`` takes the requests ``GuardedSocket`` has decoded already;
+``EncodedPData`` carries responses that ``ul.dimse`` has encoded.
+
 ``tests/engines/test_pynetdicom_reactors.py`` checks that pynetdicom's loops are still the
 ones copied here: a pynetdicom release that changes them fails it until this module is
 reviewed against the new code.
@@ -35,6 +41,7 @@ import ssl
 import struct
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from io import BytesIO
 from typing import Any, cast
 
@@ -146,6 +153,9 @@ class EventDUL(DULServiceProvider):
         threading.Thread.__init__(self, target=make_target(self.run_reactor))
         self.daemon = False
         self._kill_thread = False
+        self._reactor_ident: int | None = None  # the thread running the reactor
+        self._pooled = False
+        self._finished = threading.Event()
 
     def _process_recv_primitive(self) -> bool:
         """pynetdicom's, but an ``EncodedPData`` in Sta6 (data transfer) is sent as it is:
@@ -162,7 +172,7 @@ class EventDUL(DULServiceProvider):
 
     def ring(self) -> None:
         """Wake the reactor (from another thread: its own puts need no wake-up)."""
-        if threading.get_ident() == self.ident:
+        if threading.get_ident() == self._reactor_ident:
             return
         with self._bell_lock:
             if self._bell_open:
@@ -180,11 +190,44 @@ class EventDUL(DULServiceProvider):
             return False
         self._kill_thread = True
         self.ring()
-        if threading.get_ident() != self.ident and self.ident is not None:
+        if self._reactor_ident not in (None, threading.get_ident()):
             self.join()
         return True
 
+    # A DUL runs on a thread of the engine's DUL pool (``start``), not a thread of its own
+    # started per association: pynetdicom calls these Thread methods on it.
+
+    def start(self) -> None:
+        """On a thread of ``assoc.dul_runner`` when the engine gave one; else as a Thread."""
+        runner: Executor | None = getattr(self.assoc, "dul_runner", None)
+        if runner is None:
+            super().start()
+            return
+        self._pooled = True
+        runner.submit(self._run_pooled)
+
+    def is_alive(self) -> bool:
+        if self._pooled:
+            return not self._finished.is_set()
+        return super().is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._pooled:
+            self._finished.wait(timeout)
+        else:
+            super().join(timeout)
+
+    def _run_pooled(self) -> None:
+        try:
+            self.run_reactor()
+        except Exception as exc:  # as a Thread's excepthook would, without the traceback
+            log.warning("pynetdicom's DUL failed (%s)", type(exc).__name__)
+            log.debug("pynetdicom's DUL failed", exc_info=True)
+        finally:
+            self._finished.set()
+
     def run_reactor(self) -> None:
+        self._reactor_ident = threading.get_ident()
         try:
             self._reactor()
         finally:

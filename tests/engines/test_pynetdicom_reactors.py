@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,3 +161,26 @@ def test_command_screen_remembers_and_stays_bounded() -> None:
     assert len(screen._seen) == 4
     screen.clear()
     assert not screen._seen
+
+
+@pytest.mark.network
+def test_duls_run_on_the_engines_pool(
+    monkeypatch: pytest.MonkeyPatch, pynetdicom_server: RunningServer
+) -> None:
+    """No thread is started per association: each DUL runs on a thread of the engine's
+    DUL pool, reused by the next association."""
+    threads: list[str] = []
+    reactor = EventDUL._reactor
+
+    def recording_reactor(self: EventDUL) -> None:
+        threads.append(threading.current_thread().name)
+        reactor(self)
+
+    monkeypatch.setattr(EventDUL, "_reactor", recording_reactor)
+    for _ in range(10):
+        with RawPeer(pynetdicom_server.host, pynetdicom_server.port, timeout=10) as peer:
+            peer.associate()
+            peer.release()
+    assert len(threads) == 10
+    assert all(name.startswith("rpi-dul") for name in threads), threads
+    assert len(set(threads)) < len(threads)
