@@ -6,6 +6,13 @@ limit, audit trail, metrics port), start the engine, and on ``stop()`` (SIGINT/S
 in the CLI) stop accepting, let in-flight associations finish within
 ``shutdown_grace``, close the database and return.
 
+Lifecycle: ``start`` enters an anyio task group and starts the engine in it
+(``TaskGroup.start``: it returns once the engine listens, or raises the engine's
+start-up error); reloads and the closing of retired stores run in the same group;
+``wait_closed`` leaves the group (the engine's shutdown done, the other tasks finished),
+then closes the operations features and the stores. ``start`` and ``wait_closed`` are
+called from the same task (``async with Server(...)``, ``run``).
+
 SIGHUP (``reload``) reopens the database at the configured path: the way to serve a
 rebuilt replica without a restart is to write the new file next to the old one,
 ``rename()`` it over the configured path, then send SIGHUP. New queries go to a new
@@ -27,9 +34,12 @@ import sqlite3
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+
+import anyio
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskGroup, TaskStatus
 
 from rpi_async.capacity import automatic_max_associations, automatic_per_peer
 from rpi_async.config import Settings
@@ -98,11 +108,12 @@ class Server:
         self._stop = asyncio.Event()
         self._draining = False  # SIGTERM seen: /readyz 503 for drain_delay, then stop
         self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # The server's tasks (the engine, reloads, closing retired stores) run in one anyio
+        # task group, entered by ``start`` and left by ``wait_closed`` (the same task).
+        self._tasks: TaskGroup | None = None
         self._services: ServiceSlot | None = None
         self._http: OpsHttpServer | None = None
         self._retired: set[PatientStore] = set()
-        self._background: set[asyncio.Task[object]] = set()
         self._reload_lock = asyncio.Lock()
         self.store: PatientStore | None = None
         self.store_identity: StoreIdentity | None = None  # of the file opened last
@@ -256,17 +267,25 @@ class Server:
             self.audit.submit(SecurityAudit(time.time(), reason, calling_ae, address))
 
     async def _start_engine(self, engine: Engine) -> None:
-        def on_ready(address: tuple[str, int]) -> None:
-            self.address = address
-            self._ready.set()
+        """The engine in the task group; returns once it listens, raises its start-up
+        error (the group, having no other task yet, is left at once)."""
+        tasks = anyio.create_task_group()
+        await tasks.__aenter__()
+        try:
+            self.address = await tasks.start(self._serve_engine, engine)
+        except BaseException as exc:
+            self._stop.set()
+            # The group holds no other task: left as if cleanly, it adds nothing; given
+            # the error, it would wrap it in an exception group.
+            await tasks.__aexit__(None, None, None)
+            raise exc from None
+        self._tasks = tasks
+        self._ready.set()
 
-        self._task = asyncio.create_task(engine.serve(on_ready, self._stop))
-        ready = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
-            ready.cancel()
-            self._task.result()  # raises the engine's start-up error
-            raise RuntimeError("engine stopped before it was ready")
+    async def _serve_engine(
+        self, engine: Engine, *, task_status: TaskStatus[tuple[str, int]] = TASK_STATUS_IGNORED
+    ) -> None:
+        await engine.serve(task_status.started, self._stop)
 
     async def _close_ops(self) -> None:
         if self._http is not None:
@@ -323,25 +342,39 @@ class Server:
             return True
 
     def _close_retired(self, store: PatientStore) -> None:
-        if store in self._retired:
+        if store in self._retired and not self._stop.is_set():  # else wait_closed does it
             self._retired.discard(store)
-            self._spawn(store.close())
+            self._spawn(store.close)
 
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _spawn(self, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` in the server's task group; its failure is logged, not raised
+        (it must not cancel the engine)."""
+        if self._tasks is None:
+            return
+
+        async def quietly() -> None:
+            try:
+                await job()
+            except Exception as exc:
+                log.warning("background task failed: %s", exc)
+
+        self._tasks.start_soon(quietly)
 
     async def wait_closed(self) -> None:
-        """Wait for the engine to finish its shutdown, then close the store."""
+        """Wait for the engine to finish its shutdown (the task group to be left, its
+        other tasks done), then close the store."""
+        tasks = self._tasks  # still open to new tasks (a reload) until it is left
         try:
-            if self._task is not None:
-                await self._task
+            if tasks is not None:
+                try:
+                    await tasks.__aexit__(None, None, None)
+                except BaseExceptionGroup as group:  # the engine failed: its own error
+                    if len(group.exceptions) == 1:
+                        raise group.exceptions[0] from None
+                    raise
         finally:
+            self._tasks = None
             await self._close_ops()
-            for task in list(self._background):
-                with contextlib.suppress(Exception):
-                    await task
             for store in [*self._retired, self.store]:
                 if store is not None:
                     await store.close()
@@ -417,7 +450,7 @@ class Server:
             return
         log.info("received SIGHUP: reopening the database %s", self.db_path)
         self._notify.reloading()
-        self._spawn(self._reload_and_report())
+        self._spawn(self._reload_and_report)
 
 
 def _tell_supervisor(line: bytes) -> None:

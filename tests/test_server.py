@@ -1,13 +1,18 @@
-"""The serving process's own settings: the cyclic garbage collector after start-up."""
+"""The serving process: its collector settings after start-up, its lifecycle."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from rpi_async.server import GC_THRESHOLDS, tune_collector
+from rpi_async import scu
+from rpi_async.server import GC_THRESHOLDS, Server, tune_collector
+from tests.conftest import server_settings
 
 
 @pytest.fixture
@@ -26,3 +31,37 @@ def test_start_up_objects_are_frozen_and_young_collections_are_rarer() -> None:
     assert gc.get_freeze_count() > len(kept)
     assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.isenabled()
+
+
+async def test_lifecycle_in_a_task_group(sample_db: Path) -> None:
+    """The engine and the server's other tasks share one task group: a failing background
+    task is logged and the engine serves on; a start-up error is the engine's own."""
+    settings = server_settings(sample_db, "native")
+    async with Server(settings) as server:
+        assert server._tasks is not None
+
+        async def fails() -> None:
+            raise OSError("disk gone")
+
+        server._spawn(fails)
+        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(scu.echo, "127.0.0.1", server.port, timeout=10) == 0
+    assert server._tasks is None
+
+
+@pytest.fixture
+def port_taken() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield holder.getsockname()[1]
+
+
+async def test_engine_start_up_error_is_raised_as_is(sample_db: Path, port_taken: int) -> None:
+    settings = server_settings(sample_db, "native", port=port_taken)
+    server = Server(settings)
+    with pytest.raises(OSError, match="in use") as caught:
+        await server.start()
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    assert server._tasks is None

@@ -18,8 +18,13 @@ blank) is refused as not recognized before the allow-list is consulted, on both 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import enum
 import logging
+import socket
+import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -218,3 +223,23 @@ class Charge:
     """One connection's share of a ``ReceiveBudget``."""
 
     bytes: int = 0
+
+
+# A classic BPF program of one instruction, ``ret #0``: every packet dropped.
+_SO_ATTACH_FILTER = 26  # Linux, asm-generic/socket.h
+_DROP_EVERY_PACKET = (ctypes.c_ubyte * 8).from_buffer_copy(struct.pack("=HBBI", 0x06, 0, 0, 0))
+_DROP_PROGRAM = struct.pack("@HP", 1, ctypes.addressof(_DROP_EVERY_PACKET))
+
+
+def refuse_new_connections(listener: socket.socket) -> None:
+    """Before a listening socket is closed: no new connection completes, the ones queued
+    stay. Closing a listener resets the connections in its queue (their clients may have
+    sent a request already), and ``listen(0)`` still lets one more in. On Linux a socket
+    filter that drops every packet makes the kernel ignore new SYNs: such a client retries
+    its SYN a second later and finds the port closed (connection refused), while the
+    connections queued already are accepted and answered. Elsewhere: ``listen(0)``."""
+    with contextlib.suppress(OSError):
+        listener.listen(0)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            listener.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _DROP_PROGRAM)

@@ -58,6 +58,7 @@ from rpi_async.engines.lifecycle import (
     Outcome,
     ReceiveBudget,
     escaped,
+    refuse_new_connections,
 )
 from rpi_async.ul import (
     NEED_DATA,
@@ -161,7 +162,7 @@ class Acceptor:
             # of connections pending already) get their refusal from ``screen``, within
             # QUEUED_REFUSAL_WAIT; the listener closes first, so later ones are refused
             # at connect.
-            self.listener.listen(0)  # a SYN arriving now is dropped: retried, then refused
+            refuse_new_connections(self.listener)  # a SYN now: dropped, retried, refused
             self._accept(limit=False)
             self._listen(False)
             self.listener.close()

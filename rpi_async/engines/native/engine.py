@@ -41,6 +41,7 @@ from rpi_async.engines.lifecycle import (
     AssociationRecord,
     Lifecycle,
     ReceiveBudget,
+    refuse_new_connections,
 )
 from rpi_async.engines.native.protocol import AssociationProtocol
 from rpi_async.ops.access import Refusal
@@ -193,9 +194,9 @@ class NativeEngine:
         queued: list[AssociationProtocol] = []
         for listener in held:
             listener.setblocking(False)
-            # A backlog of 0: a SYN arriving now is dropped, not queued, so its client
-            # retries and is refused at connect once the socket is closed.
-            listener.listen(0)
+            # A SYN arriving now is dropped, not queued, so its client retries and is
+            # refused at connect once the socket is closed.
+            refuse_new_connections(listener)
             while True:
                 try:
                     sock, _ = listener.accept()
