@@ -239,13 +239,7 @@ class Server:
                 return metrics.render()
 
             http = OpsHttpServer(render, CONTENT_TYPE, self.readiness)
-            try:
-                self.metrics_address = await http.start(s.metrics_host, s.metrics_port)
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot listen for metrics on {s.metrics_host}:{s.metrics_port}:"
-                    f" {exc.strerror or exc}"
-                ) from None
+            self.metrics_address = await http.start(s.metrics_host, s.metrics_port)
             self._http = http
             log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
         self.monitor.timings = timings

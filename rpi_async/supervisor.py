@@ -37,7 +37,7 @@ from typing import Any
 
 from rpi_async.config import Settings
 from rpi_async.config.settings import to_environment
-from rpi_async.errors import ConfigError, RpiError
+from rpi_async.errors import RpiError
 from rpi_async.ops import workers
 from rpi_async.ops.http import OpsHttpServer
 from rpi_async.ops.metrics import CONTENT_TYPE
@@ -171,13 +171,7 @@ class Supervisor:
         if s.metrics_port is None:
             return
         http = OpsHttpServer(self._render_metrics, CONTENT_TYPE, self._readiness)
-        try:
-            address = await http.start(s.metrics_host, s.metrics_port)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen for metrics on {s.metrics_host}:{s.metrics_port}:"
-                f" {exc.strerror or exc}"
-            ) from None
+        address = await http.start(s.metrics_host, s.metrics_port)
         self._http = http
         log.info("metrics on http://%s:%d/metrics (all workers)", *address)
 

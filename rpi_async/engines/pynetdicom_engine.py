@@ -121,21 +121,6 @@ class _PoolServer(AssociationServer):
         self.dul_pool = ThreadPoolExecutor(DUL_THREADS_PER_WORKER * workers, "rpi-dul")
         AssociationServer.__init__(self, *args, **kwargs)
 
-    def serve(
-        self,
-        sock: socket.socket,
-        client_address: tuple[str, int],
-        record: AssociationRecord,
-        request: bytes,
-        received: bytes,
-    ) -> None:
-        """In a pool thread: the whole association, its request already read."""
-        try:
-            self.engine.serve_connection(self, sock, client_address, record, request, received)
-        except Exception:
-            log.warning("connection from %s failed", client_address[0], exc_info=True)
-            self.shutdown_request(sock)
-
 
 class _Association(EventAssociation):
     """pynetdicom's acceptor association on event-driven reactors
@@ -292,7 +277,7 @@ class PynetdicomEngine:
             acse_timeout=s.acse_timeout,
             ssl_context=self.ctx.ssl_context,
             screen=self.screen,
-            hand_off=lambda *args: server.pool.submit(server.serve, *args),
+            hand_off=lambda *args: server.pool.submit(self.serve_connection, server, *args),
         )
         thread = threading.Thread(target=acceptor.run, name="rpi-async-acceptor", daemon=True)
         async with anyio.from_thread.BlockingPortal() as portal:
@@ -344,6 +329,7 @@ class PynetdicomEngine:
         ``received`` after it, then the connection."""
         s = self.settings
         limits = ReceiveLimits(s.max_pdu_size, MAX_MESSAGE_LENGTH, s.dimse_timeout)
+        association: Association | None = None
         try:
             handler = _Handler(sock, client_address, server)
             association = handler.create(limits, self.budget, self.commands, request, received)
@@ -351,11 +337,15 @@ class PynetdicomEngine:
                 self._records[association] = record
             evt.trigger(association, evt.EVT_CONN_OPEN, {"address": client_address})
             association.run()  # the reactor, in this thread, until the association ends
+        except Exception as exc:
+            log.warning("connection from %s failed: %s", client_address[0], type(exc).__name__)
+            log.debug("connection from %s failed", client_address[0], exc_info=True)
+            server.shutdown_request(sock)
         finally:
             with self._changed:
                 self._admitted -= 1
-                for assoc in [a for a, r in self._records.items() if r is record]:
-                    del self._records[assoc]
+                if association is not None:
+                    self._records.pop(association, None)
                 self._changed.notify_all()
             self.lifecycle.closed(record)
 

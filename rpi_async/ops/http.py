@@ -22,6 +22,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from rpi_async.errors import ConfigError
+
 log = logging.getLogger("rpi_async.server")
 
 REQUEST_TIMEOUT = 5.0
@@ -52,9 +54,15 @@ class OpsHttpServer:
         self.address: tuple[str, int] | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._handle, host, port, limit=MAX_HEADER, reuse_address=True
-        )
+        """Listen on ``host``:``port``; ConfigError naming them when that fails."""
+        try:
+            self._server = await asyncio.start_server(
+                self._handle, host, port, limit=MAX_HEADER, reuse_address=True
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen for metrics on {host}:{port}: {exc.strerror or exc}"
+            ) from None
         sockname = self._server.sockets[0].getsockname()
         self.address = (str(sockname[0]), int(sockname[1]))
         return self.address

@@ -42,19 +42,9 @@ def server_context(
     """A server-side context; ConfigError naming the file when one cannot be loaded."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(cert, key)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"TLS certificate or key not found: {exc.filename}") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"cannot load TLS certificate {cert}: {exc}") from None
+    _load_cert(ctx, cert, key)
     if ca is not None:
-        try:
-            ctx.load_verify_locations(cafile=ca)
-        except FileNotFoundError:
-            raise ConfigError(f"TLS CA file {ca} not found") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"cannot load TLS CA file {ca}: {exc}") from None
+        _load_ca(ctx, ca)
         ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     return ctx
 
@@ -70,20 +60,28 @@ def client_context(
     if ca is None:
         ctx.load_default_certs()
     else:
-        try:
-            ctx.load_verify_locations(cafile=ca)
-        except FileNotFoundError:
-            raise ConfigError(f"TLS CA file {ca} not found") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"cannot load TLS CA file {ca}: {exc}") from None
+        _load_ca(ctx, ca)
     if cert is not None:
-        try:
-            ctx.load_cert_chain(cert, key)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"TLS certificate or key not found: {exc.filename}") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"cannot load TLS certificate {cert}: {exc}") from None
+        _load_cert(ctx, cert, key)
     return ctx
+
+
+def _load_cert(ctx: ssl.SSLContext, cert: Path, key: Path | None) -> None:
+    try:
+        ctx.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"TLS certificate or key not found: {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot load TLS certificate {cert}: {exc}") from None
+
+
+def _load_ca(ctx: ssl.SSLContext, ca: Path) -> None:
+    try:
+        ctx.load_verify_locations(cafile=ca)
+    except FileNotFoundError:
+        raise ConfigError(f"TLS CA file {ca} not found") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot load TLS CA file {ca}: {exc}") from None
 
 
 HandshakeFailure = Callable[[str, str], None]  # (peer address or "", reason)
