@@ -43,6 +43,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from rpi_async.capacity import automatic_max_associations, automatic_per_peer
 from rpi_async.config import Settings
+from rpi_async.dicom.quiet import pydicom_warnings_as_errors
 from rpi_async.engines import EngineContext, create_engine
 from rpi_async.engines.base import Engine, ServiceSlot
 from rpi_async.errors import ConfigError, RpiError, StoreUnavailable
@@ -170,6 +171,7 @@ class Server:
 
     async def start(self) -> None:
         """Open the store and start listening; returns once the port is bound."""
+        pydicom_warnings_as_errors()
         sizing = "set"
         if self.settings.max_associations == 0:
             limit, why = automatic_max_associations(self.settings.workers)

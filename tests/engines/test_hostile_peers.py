@@ -259,3 +259,16 @@ def test_large_identifier_is_read_off_the_event_loop(
         peer.release()
     assert readers
     assert all(name != "test-server" for size, name in readers if size > 1_000_000)
+
+
+def test_undecodable_identifier_leaves_no_pydicom_warning(
+    hostile_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """C000 answers it; pydicom's own warning would be a line a peer can repeat at will."""
+    caplog.set_level(logging.DEBUG)
+    with RawPeer(hostile_server.host, hostile_server.port, timeout=10) as peer:
+        peer.associate()
+        for _ in range(3):
+            assert [r.status for r in peer.find_raw(b"\xff\xfe\x00\x01garbage!")] == [0xC000]
+        peer.release()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pydicom")] == []
