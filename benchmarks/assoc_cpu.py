@@ -13,9 +13,11 @@ collector settings of a serving process (``--default-gc`` leaves CPython's). Wha
 run: the kernel's TCP work and uvloop's socket handling.
 
 On this shared machine the suite's figures drift by a third over minutes, because the
-load generator shares the two cores with the server. This script measures one thing, the
-server's own CPU time per association (``time.process_time``), so an optimisation of a
-few per cent shows. Each figure is the best of ``--repeat`` passes. ``--profile`` runs one
+load generator shares the two cores with the server. This script measures the server's
+own CPU time per association (``time.process_time``), so an optimisation of a few per
+cent shows, and the event loop thread's part of it (``time.thread_time``): under load that
+thread saturates first, while the store's reader threads run in SQLite and zlib without
+the GIL, beside it. Each figure is the best of ``--repeat`` passes. ``--profile`` runs one
 pass under cProfile and prints the top functions by internal time.
 """
 
@@ -35,6 +37,7 @@ from typing import Any
 import uvloop
 
 from benchmarks.suite import MIX
+from rpi_async import logs
 from rpi_async.bench.identifier import QueryModel
 from rpi_async.bench.mix import Mix, QueryPlan, demo_hits
 from rpi_async.bench.pdu import RELEASE_RQ, encode_associate_rq
@@ -50,6 +53,7 @@ from rpi_async.ops.shedding import InFlightLimiter
 from rpi_async.server import tune_collector
 from rpi_async.service.query import QueryService
 from rpi_async.service.stats import ServerStats
+from rpi_async.sr.render_bytes import Renderer
 from rpi_async.store.reader import PatientStore
 
 EXPLICIT_VR_LITTLE_ENDIAN = str(TransferSyntax.EXPLICIT_VR_LE)
@@ -94,9 +98,11 @@ class MemoryTransport:
         pass
 
 
-async def one_pass(engine: NativeEngine, plan: QueryPlan, rq: bytes, count: int) -> float:
-    """CPU seconds for ``count`` whole associations."""
-    started = time.process_time()
+async def one_pass(
+    engine: NativeEngine, plan: QueryPlan, rq: bytes, count: int
+) -> tuple[float, float]:
+    """CPU seconds for ``count`` whole associations: the process's, the loop thread's."""
+    started, started_loop = time.process_time(), time.thread_time()
     for n in range(count):
         protocol = AssociationProtocol(engine)
         transport = MemoryTransport(protocol, 1024 + n % 60000)
@@ -111,7 +117,7 @@ async def one_pass(engine: NativeEngine, plan: QueryPlan, rq: bytes, count: int)
         await protocol.closed
         if protocol.record.outcome is not Outcome.RELEASED:
             raise RuntimeError(f"association {n} was not released: {protocol.record}")
-    return time.process_time() - started
+    return time.process_time() - started, time.thread_time() - started_loop
 
 
 def _time_queries(service: QueryService) -> list[float]:
@@ -132,11 +138,16 @@ def _time_queries(service: QueryService) -> list[float]:
 
 async def run(args: argparse.Namespace) -> None:
     settings = Settings(db=args.db, engine="native", max_associations=1 << 20)
-    store = await PatientStore.open(args.db, inline=args.store_inline)
+    renderer = Renderer()  # as Server does: one per process, the store's answer codec
+    store = await PatientStore.open(args.db, inline=args.store_inline, answer_codec=renderer)
     stats = ServerStats()
     monitor = QueryHooks(InFlightLimiter(0), called_ae=settings.ae_title)
     service = QueryService(
-        store, stats=stats, monitor=monitor, query_timeout=settings.query_timeout
+        store,
+        stats=stats,
+        monitor=monitor,
+        query_timeout=settings.query_timeout,
+        renderer=renderer,
     )
     in_query = _time_queries(service)
     engine = NativeEngine(
@@ -165,10 +176,12 @@ async def run(args: argparse.Namespace) -> None:
         passes = []
         for _ in range(args.repeat):
             in_query[0] = 0.0
-            passes.append((await one_pass(engine, plan, rq, args.n), in_query[0]))
-        total, query = min(passes)
+            total, loop_thread = await one_pass(engine, plan, rq, args.n)
+            passes.append((total, loop_thread, in_query[0]))
+        total, loop_thread, query = min(passes)
         print(
             f"{total / args.n * 1e6:.1f} µs of server CPU per association, of which "
+            f"{loop_thread / args.n * 1e6:.1f} µs on the event loop's thread and "
             f"{query / args.n * 1e6:.1f} µs in QueryService.find "
             f"(best of {args.repeat} passes of {args.n}; {socket.gethostname()})"
         )
@@ -200,6 +213,7 @@ def main() -> None:
         handler = logging.StreamHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
+        logs.skip_record_lookups()  # as logs.configure does for a server
         logging.getLogger().setLevel(logging.INFO)
         uvloop.run(run(args))
 

@@ -48,8 +48,19 @@ class _NoTracebackAboveDebug(logging.Filter):
         return True
 
 
+def skip_record_lookups() -> None:
+    """Records leave out their source line, thread and process, which neither format
+    shows: ``logging`` looks them up for every record unless told not to (the Logging
+    HOWTO, "Optimization"). The access log writes a record per association."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure(level: str = "info", fmt: str = "text") -> None:
     numeric = _LEVELS[level]
+    skip_record_lookups()
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_NoTracebackAboveDebug())
     if fmt == "json":

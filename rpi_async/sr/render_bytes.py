@@ -378,18 +378,29 @@ class Renderer:
         ``stored`` (Explicit VR only): the record's stored answer for ``template``, spliced
         instead of walking the template (the record then carries no facts)."""
         encoder = self._encoders[explicit]
-        if stored is not None:
+        if stored is not None and not stored.inflated:
             stored = self._inflate(stored)
         return assemble(record, template, keys, observation_datetime, encoder, self.cache, stored)
 
     def _inflate(self, stored: StoredAnswer) -> StoredAnswer:
         """A stored answer's content as stored compressed, inflated."""
+        content = self.inflate(stored.content)
+        if content is None:
+            raise wire.Fallback("stored answer does not inflate")
+        return StoredAnswer(content, stored.age_at, stored.ascii, inflated=True)
+
+    def inflate(self, content: bytes) -> bytes | None:
+        """``content`` as stored (compressed), inflated; None if it does not inflate.
+
+        ``store.answers.AnswerCodec``: the store's reader threads call it. Thread-safe:
+        each call works on its own copy of the primed inflater."""
+        if not self._compress:
+            return content
         inflater = self._inflater.copy()
         try:
-            content = inflater.decompress(stored.content) + inflater.flush()
+            return inflater.decompress(content) + inflater.flush()
         except zlib.error:
-            raise wire.Fallback("stored answer does not inflate") from None
-        return StoredAnswer(content, stored.age_at, stored.ascii)
+            return None
 
     def stored_answer(self, record: Record, template: Template) -> StoredAnswer | None:
         """What ``store.answers`` keeps for ``record`` and ``template``: its content items

@@ -76,3 +76,35 @@ def test_sigterm_with_idle_associations_exits_at_once(sample_db: Path, engine: s
             assoc.abort()
     assert code == 0
     assert took < 3.0, f"stopping took {took:.1f} s with idle associations open"
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_accepted_connections_have_nodelay(loop: str) -> None:
+    """The native engine leaves TCP_NODELAY to the loop: both loops it runs on set it on
+    every accepted TCP socket (a response is sent in one write and must not wait for
+    the peer's delayed ACK)."""
+    import socket
+
+    import uvloop
+
+    async def accepted_nodelay() -> int:
+        got: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Accepting(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                got.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Accepting, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            value = await asyncio.wait_for(got, 5)
+            writer.close()
+            return value
+        finally:
+            server.close()
+
+    run = uvloop.run if loop == "uvloop" else asyncio.run
+    assert run(accepted_nodelay()) == 1

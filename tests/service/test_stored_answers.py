@@ -58,9 +58,22 @@ def stored_db(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-async def store(stored_db: Path) -> AsyncIterator[PatientStore]:
-    store = await PatientStore.open(stored_db, readers=2)
+# How the store reads stored answers: as stored (the renderer inflates them), inflated by
+# the readers' statement on their threads (``answer_codec``, as the server opens it), or
+# inflated by the statement on an inline connection.
+READS = ["stored", "readers-inflate", "inline-inflate"]
+
+
+async def _open(path: Path, how: str, renderer: Renderer) -> PatientStore:
+    if how == "stored":
+        return await PatientStore.open(path, readers=2)
+    inline = how == "inline-inflate"
+    return await PatientStore.open(path, readers=2, inline=inline, answer_codec=renderer)
+
+
+@pytest.fixture(params=READS)
+async def store(stored_db: Path, request: pytest.FixtureRequest) -> AsyncIterator[PatientStore]:
+    store = await _open(stored_db, request.param, Renderer())
     try:
         yield store
     finally:
@@ -148,3 +161,35 @@ async def test_stored_answers_are_compressed_and_counted(stored_db: Path) -> Non
         assert list(answers.outdated(conn, prerender.STORED_TEMPLATES, "other")) != []
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("how", READS)
+async def test_an_answer_that_does_not_inflate_is_rendered_from_the_facts(
+    stored_db: Path, how: str
+) -> None:
+    conn = schema.connect_writer(stored_db)
+    try:
+        (pk,) = conn.execute("SELECT pk FROM patient WHERE patient_id = 'P0001'").fetchone()
+        conn.execute(
+            "UPDATE answer SET content = ? WHERE patient_pk = ? AND template = '9007'",
+            (b"not a deflate stream", pk),
+        )
+    finally:
+        conn.close()
+    renderer = Renderer()
+    store = await _open(stored_db, how, renderer)
+    try:
+        data = write_identifier(scu.build_request("P0001", "HOSP_A"), EXPLICIT)
+        general = SopClass.GENERAL_RPI_QUERY
+        stored = QueryService(store, clock=lambda: NOON, renderer=renderer)
+        live = QueryService(store, clock=lambda: NOON, renderer=LiveRenderer())
+        answer = await stored.find(data, EXPLICIT, general, PEER)
+        assert answer.status == 0xFF00
+        assert answer == await live.find(data, EXPLICIT, general, PEER)
+        # The other patients of the same statement keep their stored answers.
+        key = ("9007", renderer.fingerprint)
+        [other] = await store.lookup_compact("P0002", "HOSP_A", key)
+        assert other.stored is not None
+        assert other.stored.inflated is (how != "stored")
+    finally:
+        await store.close()

@@ -22,9 +22,7 @@ negotiation and whether the server is stopping (uvicorn's protocol/server-state 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 from collections import deque
 from typing import Protocol, cast
 
@@ -121,11 +119,8 @@ class AssociationProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
+        # TCP_NODELAY: uvloop and asyncio set it on every accepted TCP socket already.
         self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):  # not a TCP socket
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = Peer("", str(peer[0]), int(peer[1]))
         self.record = self.engine.lifecycle.opened(str(peer[0]), int(peer[1]))
