@@ -18,13 +18,18 @@ are two views, one reader:
 
 Identical request bytes recur constantly (same SCU, same query), and the outcome is a
 pure function of (bytes, transfer syntax, SOP class): the reader keeps recent outcomes in
-a bounded LRU cache that it owns (``clear`` empties it).
+a bounded LRU cache that it owns (``clear`` empties it). Requests that differ only in
+the Patient ID's value recur even more (one SCU, many patients): the reader also keeps
+the shapes of recent requests (``RequestShape``: the bytes before the Patient ID element
+and after its value), and a request of a known shape is read by reading that one value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,6 +41,7 @@ from pydicom.valuerep import VR
 
 from rpi_async.dicom.transfer import (
     DEFLATED,
+    EXPLICIT,
     IMPLICIT,
     LITTLE_ENDIAN_SYNTAXES,
     UndecodableIdentifier,
@@ -66,6 +72,7 @@ _ECHOED_ANY_VALUE = frozenset(RECORD_KEYS) | {TAG_OTHER_PATIENT_IDS}
 MAX_INFLATED = 16 * 1024 * 1024  # default limit of a deflated identifier, inflated
 CACHE_SIZE = 4096  # distinct request identifiers remembered
 CACHE_MAX_BYTES = 4096  # larger identifiers are read every time
+SHAPES = 8  # request shapes remembered (``RequestShape``)
 
 
 def _text(ds: Dataset, tag: int) -> str | None:
@@ -271,13 +278,73 @@ def _dictionary_vr(tag: int) -> str | None:
 def parse_simple(data: bytes, implicit: bool) -> ParsedRequest | None:
     """The request read without pydicom, or None when pydicom must read it."""
     try:
-        return _parse(_Reader(data, implicit))
+        return _parse(_Reader(data, implicit))[0]
     except _Unsupported:
         return None
 
 
-def _parse(reader: _Reader) -> ParsedRequest:
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    """A request read by ``parse_simple`` with its Patient ID's value cut out: the bytes
+    before the Patient ID element and after its value. Another request with the same
+    bytes around a Patient ID element of a plain non-empty value reads the same, but for
+    that value (the elements before are the same bytes; those after are read relative to
+    their own start, whatever the value's length)."""
+
+    implicit: bool
+    prefix: bytes
+    suffix: bytes
+    parsed: ParsedRequest
+
+    def read(self, data: bytes) -> ParsedRequest | None:
+        """``data`` read as ``parse_simple`` reads it, if it has this shape; else None."""
+        prefix, suffix = self.prefix, self.suffix
+        if not (data.startswith(prefix) and data.endswith(suffix)):
+            return None
+        start = len(prefix)
+        if self.implicit:
+            if data[start : start + 4] != _PATIENT_ID_IMPLICIT or len(data) < start + 8:
+                return None
+            value = start + 8
+            length = _U32(data, start + 4)[0]
+        else:
+            if data[start : start + 6] != _PATIENT_ID_EXPLICIT or len(data) < start + 8:
+                return None
+            value = start + 8
+            length = _U16(data, start + 6)[0]
+        end = value + length
+        if length == 0 or end != len(data) - len(suffix):
+            return None
+        try:
+            patient_id = _plain(data, value, end, _MAX_LO)
+        except _Unsupported:
+            return None
+        return dataclasses.replace(self.parsed, patient_id=patient_id)
+
+
+_PATIENT_ID_IMPLICIT = struct.pack("<HH", TAG_PATIENT_ID >> 16, TAG_PATIENT_ID & 0xFFFF)
+_PATIENT_ID_EXPLICIT = _PATIENT_ID_IMPLICIT + b"LO"
+
+
+def parse_shaped(data: bytes, implicit: bool) -> tuple[ParsedRequest, RequestShape | None] | None:
+    """``parse_simple``, with the request's shape when it has a Patient ID of a plain
+    non-empty value of defined length."""
+    try:
+        parsed, span = _parse(_Reader(data, implicit))
+    except _Unsupported:
+        return None
+    if span is None:
+        return parsed, None
+    element, value, end = span
+    if end == value:
+        return parsed, None
+    return parsed, RequestShape(implicit, data[:element], data[end:], parsed)
+
+
+def _parse(reader: _Reader) -> tuple[ParsedRequest, tuple[int, int, int] | None]:
+    """The request, and where its Patient ID is: (element, value, end of value)."""
     data = reader.data
+    span: tuple[int, int, int] | None = None
     values: dict[int, str] = {}
     keys: list[tuple[int, str]] = []
     items: int | None = None
@@ -300,9 +367,11 @@ def _parse(reader: _Reader) -> ParsedRequest:
                 resource, template_id = reader.template_item(*found[0])
             pos = reader.end_of(tag, known, length, value)
             continue
-        pos = reader.end_of(tag, known, length, value)
+        element, pos = pos, reader.end_of(tag, known, length, value)
         if tag in (TAG_PATIENT_ID, TAG_ISSUER):
             values[tag] = _plain(data, value, pos, _MAX_LO)
+            if tag == TAG_PATIENT_ID and length != _UNDEFINED and (vr or "LO") == "LO":
+                span = (element, value, pos)
         elif (
             tag == TAG_SPECIFIC_CHARACTER_SET and _plain(data, value, pos, _MAX_CS) not in _CHARSETS
         ):
@@ -315,7 +384,7 @@ def _parse(reader: _Reader) -> ParsedRequest:
             raise _Unsupported("a return key with a value")
     if pos != len(data):
         raise _Unsupported("trailing bytes")
-    return ParsedRequest(
+    parsed = ParsedRequest(
         values.get(TAG_PATIENT_ID),
         values.get(TAG_ISSUER),
         items,
@@ -323,6 +392,7 @@ def _parse(reader: _Reader) -> ParsedRequest:
         template_id,
         tuple(keys),
     )
+    return parsed, span
 
 
 def read_view(
@@ -341,14 +411,18 @@ def read_view(
         return None
 
 
+_SHAPED_SYNTAXES = frozenset({IMPLICIT, EXPLICIT})
+
+
 class RequestReader:
-    """Reads request identifiers; owns the cache of recent outcomes."""
+    """Reads request identifiers; owns the cache of recent outcomes and of request shapes."""
 
     def __init__(self, *, max_inflated: int = MAX_INFLATED, cache_size: int = CACHE_SIZE) -> None:
         self.max_inflated = max_inflated
         self._cached: Callable[[bytes, str, str], Query | Answer] = lru_cache(maxsize=cache_size)(
             self._read
         )
+        self._shapes: deque[RequestShape] = deque(maxlen=SHAPES)  # most recent first
 
     def read(self, data: bytes | None, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
         """The Query, or the failure answer, for an identifier (None: none was sent)."""
@@ -360,12 +434,38 @@ class RequestReader:
 
     def _read(self, data: bytes, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
         try:
-            view = read_view(data, transfer_syntax, self.max_inflated)
+            if transfer_syntax in _SHAPED_SYNTAXES:
+                view = self._view_by_shape(data, transfer_syntax)
+            else:
+                view = read_view(data, transfer_syntax, self.max_inflated)
             return check_request(view, sop_class_uid)
         except RecursionError:  # sequences nested deeper than the stack: undecodable too
             log.debug("undecodable identifier: sequences nested too deep")
             return check_request(None, sop_class_uid)
 
+    def _view_by_shape(
+        self, data: bytes, transfer_syntax: str
+    ) -> ParsedRequest | DatasetView | None:
+        """``read_view`` for an uncompressed syntax, by a known shape when one fits."""
+        implicit = transfer_syntax == IMPLICIT
+        shapes = self._shapes
+        for shape in shapes:
+            if shape.implicit is implicit:
+                parsed = shape.read(data)
+                if parsed is not None:
+                    if shape is not shapes[0]:
+                        shapes.remove(shape)
+                        shapes.appendleft(shape)
+                    return parsed
+        found = parse_shaped(data, implicit)
+        if found is None:
+            return read_view(data, transfer_syntax, self.max_inflated)
+        parsed, new = found
+        if new is not None:
+            shapes.appendleft(new)
+        return parsed
+
     def clear(self) -> None:
         """Forget every request read."""
         self._cached.cache_clear()  # type: ignore[attr-defined]
+        self._shapes.clear()

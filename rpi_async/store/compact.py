@@ -158,7 +158,9 @@ class CompactPatient:
         self._codes: list[Code | None] | None = None
         self._code_list: list[list[str]] = []
         self._raw: dict[str, list[Any]] = {}
-        if doc is None:
+        if stored is not None:  # no facts: the renderer splices the stored answer
+            self._sections, self._order = {}, ""
+        elif doc is None:
             self._sections, self._order = group(facts)
         else:
             self._sections = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 from typing import Any
 
@@ -227,3 +228,75 @@ def test_whatever_the_bytes_the_simple_reader_agrees_with_pydicom(
     parsed = rq.parse_simple(bytes(data), True)
     if parsed is not None:
         assert _simple_outcome(parsed) == _pydicom_outcome(bytes(data), IMPLICIT)
+
+
+def _shaped(ts: str, issuer: str | None, tid: str) -> rq.RequestShape:
+    data = write_identifier(scu.build_request("P0001", issuer, tid), ts)
+    found = rq.parse_shaped(data, ts == IMPLICIT)
+    assert found is not None
+    shape = found[1]
+    assert shape is not None
+    return shape
+
+
+def _with_patient_id(shape: rq.RequestShape, value: bytes) -> bytes:
+    """The shape's request with this Patient ID value (padded to even length)."""
+    if len(value) % 2:
+        value += b" "
+    if shape.implicit:
+        header = struct.pack("<HHI", 0x0010, 0x0020, len(value))
+    else:
+        header = struct.pack("<HH2sH", 0x0010, 0x0020, b"LO", len(value))
+    return shape.prefix + header + value + shape.suffix
+
+
+def _outcome(outcome: Query | Answer) -> Any:
+    return (*_summary(outcome), outcome.echo) if isinstance(outcome, Query) else _summary(outcome)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ts=st.sampled_from([IMPLICIT, EXPLICIT]),
+    issuer=st.sampled_from([None, "", "HOSP_A"]),
+    tid=st.sampled_from(["9007", "3802"]),
+    value=st.one_of(
+        st.binary(max_size=70),
+        st.text(alphabet="DEMO0123456789 *?\\^-", max_size=66).map(str.encode),
+    ),
+)
+def test_a_request_of_a_known_shape_reads_as_a_fresh_one(
+    ts: str, issuer: str | None, tid: str, value: bytes
+) -> None:
+    shape = _shaped(ts, issuer, tid)
+    data = _with_patient_id(shape, value)
+    warm = RequestReader(max_inflated=LIMIT)
+    warm.read(write_identifier(scu.build_request("P0002", issuer, tid), ts), ts, GENERAL)
+    fresh = rq.parse_simple(data, ts == IMPLICIT)
+    expected = _outcome(check_request(fresh, GENERAL)) if fresh is not None else None
+    got = _outcome(warm.read(data, ts, GENERAL))
+    if expected is not None:
+        assert got == expected
+    assert got == _outcome(RequestReader(max_inflated=LIMIT).read(data, ts, GENERAL))
+
+
+def test_requests_of_a_known_shape_are_read_by_their_patient_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reader = RequestReader(max_inflated=LIMIT)
+    for ts in (IMPLICIT, EXPLICIT):
+        reader.read(write_identifier(scu.build_request("DEMO000001", "DEMO"), ts), ts, GENERAL)
+
+    def unexpected(data: bytes, implicit: bool) -> None:
+        raise AssertionError("read in full")
+
+    monkeypatch.setattr(rq, "parse_shaped", unexpected)
+    for ts in (IMPLICIT, EXPLICIT):
+        for pid in ("DEMO000002", "A", "A-MUCH-LONGER-PATIENT-ID-0001"):
+            query = reader.read(write_identifier(scu.build_request(pid, "DEMO"), ts), ts, GENERAL)
+            assert isinstance(query, Query)
+            assert (query.patient_id, query.issuer) == (pid, "DEMO")
+    monkeypatch.undo()
+    for n in range(2 * rq.SHAPES):  # every issuer another shape; the oldest are forgotten
+        data = write_identifier(scu.build_request("P0001", f"ISSUER{n}"), IMPLICIT)
+        reader.read(data, IMPLICIT, GENERAL)
+    assert len(reader._shapes) == rq.SHAPES
