@@ -158,6 +158,7 @@ class CompactPatient:
         self._codes: list[Code | None] | None = None
         self._code_list: list[list[str]] = []
         self._raw: dict[str, list[Any]] = {}
+        self._sections: dict[Section, tuple[CompactFact, ...]]
         if stored is not None:  # no facts: the renderer splices the stored answer
             self._sections, self._order = {}, ""
         elif doc is None:

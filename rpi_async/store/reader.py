@@ -112,6 +112,8 @@ def _sql_inflater(codec: AnswerCodec) -> Callable[[bytes | None], bytes | None]:
             return None
 
     return inflate
+
+
 _NO_OTHER_IDS = "[]"
 _NO_ANSWER = (None, None)
 

@@ -52,7 +52,15 @@ from rpi_async.ul import (
     TimerRequest,
 )
 from rpi_async.ul.codes import AbortReason, AbortSource
-from rpi_async.ul.commands import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP, is_uid
+from rpi_async.ul.commands import (
+    CCancelRQ,
+    CEchoRQ,
+    CEchoRSP,
+    CFindRQ,
+    CFindRSP,
+    DimseCommand,
+    is_uid,
+)
 from rpi_async.ul.negotiation import Negotiation
 from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ
 from rpi_async.ul.proxy import ProxyProtocolError, ProxyReader
@@ -307,9 +315,10 @@ class AssociationProtocol(asyncio.Protocol):
         )
         self._cancel_for.discard(message_id)
         if answer.status is FindStatus.PENDING and answer.identifier is not None:
-            payload = answer.identifier
-            self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.PENDING), payload)
-            self._send(event.context_id, CFindRSP(message_id, sop, FindStatus.SUCCESS), None)
+            # The match and the final Success in one write: one segment, one system call.
+            pending = CFindRSP(message_id, sop, FindStatus.PENDING)
+            final = CFindRSP(message_id, sop, FindStatus.SUCCESS)
+            self._send_all(event.context_id, ((pending, answer.identifier), (final, None)))
             self.record.statuses += (FindStatus.PENDING, FindStatus.SUCCESS)
         else:
             rsp = CFindRSP(
@@ -334,10 +343,18 @@ class AssociationProtocol(asyncio.Protocol):
 
     # -- output ----------------------------------------------------------------------
 
-    def _send(self, context_id: int, command: object, dataset: bytes | None) -> None:
+    def _send(self, context_id: int, command: DimseCommand, dataset: bytes | None) -> None:
+        self._send_all(context_id, ((command, dataset),))
+
+    def _send_all(
+        self, context_id: int, messages: tuple[tuple[DimseCommand, bytes | None], ...]
+    ) -> None:
+        """DIMSE messages in order, written together."""
         if not self.conn.can_send:
             return  # the peer aborted or the transport went away meanwhile
-        self._write(self.conn.send_message(context_id, command, dataset))  # type: ignore[arg-type]
+        send = self.conn.send_message
+        data = b"".join([send(context_id, command, dataset) for command, dataset in messages])
+        self._write(data)
         self._after_call()
 
     def _write(self, data: bytes) -> None:

@@ -1,0 +1,102 @@
+"""What the native engine writes, and how often: one write per PDU exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from rpi_async import scu
+from rpi_async.bench.pdu import (
+    RELEASE_RQ,
+    encode_associate_rq,
+    encode_find_command,
+    encode_find_pdata,
+    parse_header,
+)
+from rpi_async.config.settings import Settings
+from rpi_async.dicom.transfer import write_identifier
+from rpi_async.dicom.uids import SopClass
+from rpi_async.engines.base import EngineContext, ServiceSlot
+from rpi_async.engines.lifecycle import Outcome
+from rpi_async.engines.native.engine import NativeEngine
+from rpi_async.engines.native.protocol import AssociationProtocol
+from rpi_async.service.query import QueryService
+from rpi_async.service.stats import ServerStats
+from rpi_async.store.reader import PatientStore
+
+
+class Transport:
+    """An in-memory transport: keeps each write apart."""
+
+    def __init__(self, protocol: AssociationProtocol) -> None:
+        self.protocol = protocol
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        if data[:1] == b"\x06":  # A-RELEASE-RP: the peer has its answer and closes
+            self.close()
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _pdus(data: bytes) -> list[int]:
+    """The PDU types in ``data``, which holds whole PDUs only."""
+    types, pos = [], 0
+    while pos < len(data):
+        pdu_type, length = parse_header(data, pos)
+        types.append(pdu_type)
+        pos += 6 + length
+    assert pos == len(data)
+    return types
+
+
+async def test_a_match_and_its_final_response_go_out_in_one_write(sample_db: Path) -> None:
+    settings = Settings(
+        db=sample_db, engine="native", max_associations=8, max_associations_per_peer=0
+    )
+    store = await PatientStore.open(sample_db, readers=1)
+    try:
+        stats = ServerStats()
+        engine = NativeEngine(
+            EngineContext(settings, ServiceSlot(QueryService(store, stats=stats)), stats)
+        )
+        engine._loop = asyncio.get_running_loop()
+        protocol = AssociationProtocol(engine)
+        transport = Transport(protocol)
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        sop = SopClass.GENERAL_RPI_QUERY.value
+        protocol.data_received(encode_associate_rq(settings.ae_title, "WRITES", sop))
+        [context] = protocol.conn.accepted_contexts.values()
+        request = scu.build_request("P0001", "HOSP_A")
+        identifier = write_identifier(request, context.transfer_syntax)
+        protocol.data_received(encode_find_pdata(encode_find_command(sop), identifier))
+        protocol.data_received(RELEASE_RQ)
+        await asyncio.wait_for(protocol.closed, 10)
+        assert protocol.record.outcome is Outcome.RELEASED
+        assert protocol.record.statuses == [0xFF00, 0x0000]
+        # A-ASSOCIATE-AC; the match and the final Success together; A-RELEASE-RP.
+        assert len(transport.writes) == 3
+        assert _pdus(transport.writes[0]) == [0x02]
+        assert len(_pdus(transport.writes[1])) >= 2
+        assert set(_pdus(transport.writes[1])) == {0x04}
+        assert _pdus(transport.writes[2]) == [0x06]
+    finally:
+        await store.close()
