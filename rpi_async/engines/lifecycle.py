@@ -182,7 +182,8 @@ class Lifecycle:
             record.counted = False
             self.active -= 1
             self.stats.association_closed(aborted=record.outcome is not Outcome.RELEASED)
-        log.info("%s", record.line(time.monotonic()))
+        if log.isEnabledFor(logging.INFO):  # the line costs a few µs to build
+            log.info("%s", record.line(time.monotonic()))
 
 
 # Connections whose A-ASSOCIATE-RQ is not complete yet: in all, and from one address. A
