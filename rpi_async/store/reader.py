@@ -93,7 +93,11 @@ INFLATE_FUNCTION = "rpi_inflate_answer"
 
 
 def _inflating(sql: str) -> str:
-    return sql.replace("a.content, a.age_at", f"{INFLATE_FUNCTION}(a.content), a.age_at")
+    """``sql`` selecting the answer's content inflated."""
+    column = "a.content, a.age_at"
+    if sql.count(column) != 1:  # the content would come compressed and be read as inflated
+        raise RuntimeError("lookup statement without its answer column")
+    return sql.replace(column, f"{INFLATE_FUNCTION}(a.content), a.age_at")
 
 
 _LOOKUP_INFLATING = _inflating(_LOOKUP)
