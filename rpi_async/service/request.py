@@ -420,8 +420,10 @@ class RequestReader:
     def __init__(self, *, max_inflated: int = MAX_INFLATED, cache_size: int = CACHE_SIZE) -> None:
         self.max_inflated = max_inflated
         self._cached: Callable[[bytes, str, str], Query | Answer] = lru_cache(maxsize=cache_size)(
-            self._read
+            self._read_small
         )
+        # Shapes of small requests only (at most CACHE_MAX_BYTES each), which are read on
+        # the event loop's thread: larger ones may be read on another (``QueryService``).
         self._shapes: deque[RequestShape] = deque(maxlen=SHAPES)  # most recent first
 
     def read(self, data: bytes | None, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
@@ -432,9 +434,14 @@ class RequestReader:
             return self._cached(data, transfer_syntax, sop_class_uid)
         return self._read(data, transfer_syntax, sop_class_uid)
 
-    def _read(self, data: bytes, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
+    def _read_small(self, data: bytes, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
+        return self._read(data, transfer_syntax, sop_class_uid, shaped=True)
+
+    def _read(
+        self, data: bytes, transfer_syntax: str, sop_class_uid: str, *, shaped: bool = False
+    ) -> Query | Answer:
         try:
-            if transfer_syntax in _SHAPED_SYNTAXES:
+            if shaped and transfer_syntax in _SHAPED_SYNTAXES:
                 view = self._view_by_shape(data, transfer_syntax)
             else:
                 view = read_view(data, transfer_syntax, self.max_inflated)

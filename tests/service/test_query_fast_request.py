@@ -300,3 +300,29 @@ def test_requests_of_a_known_shape_are_read_by_their_patient_id(
         data = write_identifier(scu.build_request("P0001", f"ISSUER{n}"), IMPLICIT)
         reader.read(data, IMPLICIT, GENERAL)
     assert len(reader._shapes) == rq.SHAPES
+
+
+def test_large_requests_leave_no_shape() -> None:
+    """A request over CACHE_MAX_BYTES may be read on another thread: it is read in full,
+    and its shape is not kept (nor its bytes)."""
+    from pydicom._dicom_dict import DicomDictionary
+
+    base = write_identifier(scu.build_request("P0001", "HOSP_A"), IMPLICIT)
+    last = 0x0040A730  # the request's last element, the Content Template Sequence
+    assert base.endswith(b"\x40\x00\x30\xa7\x00\x00\x00\x00")
+    empty_keys = sorted(  # zero-length return keys of the dictionary, after it
+        tag
+        for tag, entry in DicomDictionary.items()
+        if last < tag < 0x7FE00000 and not tag >> 16 & 1 and tag & 0xFFFF
+        if " " not in entry[0] and entry[0] != "SQ"
+    )[:800]
+    large = base + b"".join(struct.pack("<HHI", t >> 16, t & 0xFFFF, 0) for t in empty_keys)
+    assert len(large) > rq.CACHE_MAX_BYTES
+    assert rq.parse_simple(large, True) is not None  # a request the simple reader reads
+    reader = RequestReader(max_inflated=LIMIT)
+    query = reader.read(large, IMPLICIT, GENERAL)
+    assert isinstance(query, Query)
+    assert query.patient_id == "P0001"
+    assert len(reader._shapes) == 0
+    reader.read(base, IMPLICIT, GENERAL)
+    assert len(reader._shapes) == 1
