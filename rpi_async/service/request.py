@@ -41,7 +41,6 @@ from pydicom.valuerep import VR
 
 from rpi_async.dicom.transfer import (
     DEFLATED,
-    EXPLICIT,
     IMPLICIT,
     LITTLE_ENDIAN_SYNTAXES,
     UndecodableIdentifier,
@@ -301,17 +300,11 @@ class RequestShape:
         prefix, suffix = self.prefix, self.suffix
         if not (data.startswith(prefix) and data.endswith(suffix)):
             return None
-        start = len(prefix)
-        if self.implicit:
-            if data[start : start + 4] != _PATIENT_ID_IMPLICIT or len(data) < start + 8:
-                return None
-            value = start + 8
-            length = _U32(data, start + 4)[0]
-        else:
-            if data[start : start + 6] != _PATIENT_ID_EXPLICIT or len(data) < start + 8:
-                return None
-            value = start + 8
-            length = _U16(data, start + 6)[0]
+        start, value = len(prefix), len(prefix) + 8
+        header = _PATIENT_ID_IMPLICIT if self.implicit else _PATIENT_ID_EXPLICIT
+        if len(data) < value or not data.startswith(header, start):
+            return None
+        length = (_U32(data, start + 4) if self.implicit else _U16(data, start + 6))[0]
         end = value + length
         if length == 0 or end != len(data) - len(suffix):
             return None
@@ -339,6 +332,40 @@ def parse_shaped(data: bytes, implicit: bool) -> tuple[ParsedRequest, RequestSha
     if end == value:
         return parsed, None
     return parsed, RequestShape(implicit, data[:element], data[end:], parsed)
+
+
+class RequestShapes:
+    """The shapes of recent requests, most recent first, at most ``size``, of requests
+    of at most ``max_bytes`` (inflated, if deflated); a ``RequestReader`` owns them."""
+
+    def __init__(self, size: int = SHAPES, max_bytes: int = CACHE_MAX_BYTES) -> None:
+        self._recent: deque[RequestShape] = deque(maxlen=size)
+        self.max_bytes = max_bytes
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def parse(self, data: bytes, implicit: bool) -> ParsedRequest | None:
+        """``parse_simple``, by a known shape when one fits; a new shape is kept."""
+        if len(data) > self.max_bytes:
+            return parse_simple(data, implicit)
+        recent = self._recent
+        for shape in recent:
+            if shape.implicit is implicit and (parsed := shape.read(data)) is not None:
+                if shape is not recent[0]:
+                    recent.remove(shape)
+                    recent.appendleft(shape)
+                return parsed
+        found = parse_shaped(data, implicit)
+        if found is None:
+            return None
+        parsed, new = found
+        if new is not None:
+            recent.appendleft(new)
+        return parsed
+
+    def clear(self) -> None:
+        self._recent.clear()
 
 
 def _parse(reader: _Reader) -> tuple[ParsedRequest, tuple[int, int, int] | None]:
@@ -396,22 +423,24 @@ def _parse(reader: _Reader) -> tuple[ParsedRequest, tuple[int, int, int] | None]
 
 
 def read_view(
-    data: bytes, transfer_syntax: str, max_inflated: int
+    data: bytes, transfer_syntax: str, max_inflated: int, shapes: RequestShapes | None = None
 ) -> ParsedRequest | DatasetView | None:
-    """A view of the identifier for the rules; None when it cannot be decoded."""
+    """A view of the identifier for the rules; None when it cannot be decoded. With
+    ``shapes`` the simple reader goes by (and keeps) the shapes of recent requests."""
     try:
         if transfer_syntax in LITTLE_ENDIAN_SYNTAXES:
             plain = inflate(data, max_inflated) if transfer_syntax == DEFLATED else data
-            simple = parse_simple(plain, transfer_syntax == IMPLICIT)
+            implicit = transfer_syntax == IMPLICIT
+            if shapes is not None:
+                simple = shapes.parse(plain, implicit)
+            else:
+                simple = parse_simple(plain, implicit)
             if simple is not None:
                 return simple
         return DatasetView(read_identifier(data, transfer_syntax, max_inflated))
     except UndecodableIdentifier as exc:
         log.debug("undecodable identifier: %s", exc)
         return None
-
-
-_SHAPED_SYNTAXES = frozenset({IMPLICIT, EXPLICIT})
 
 
 class RequestReader:
@@ -424,7 +453,7 @@ class RequestReader:
         )
         # Shapes of small requests only (at most CACHE_MAX_BYTES each), which are read on
         # the event loop's thread: larger ones may be read on another (``QueryService``).
-        self._shapes: deque[RequestShape] = deque(maxlen=SHAPES)  # most recent first
+        self._shapes = RequestShapes()
 
     def read(self, data: bytes | None, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
         """The Query, or the failure answer, for an identifier (None: none was sent)."""
@@ -435,42 +464,21 @@ class RequestReader:
         return self._read(data, transfer_syntax, sop_class_uid)
 
     def _read_small(self, data: bytes, transfer_syntax: str, sop_class_uid: str) -> Query | Answer:
-        return self._read(data, transfer_syntax, sop_class_uid, shaped=True)
+        return self._read(data, transfer_syntax, sop_class_uid, self._shapes)
 
     def _read(
-        self, data: bytes, transfer_syntax: str, sop_class_uid: str, *, shaped: bool = False
+        self,
+        data: bytes,
+        transfer_syntax: str,
+        sop_class_uid: str,
+        shapes: RequestShapes | None = None,
     ) -> Query | Answer:
         try:
-            if shaped and transfer_syntax in _SHAPED_SYNTAXES:
-                view = self._view_by_shape(data, transfer_syntax)
-            else:
-                view = read_view(data, transfer_syntax, self.max_inflated)
+            view = read_view(data, transfer_syntax, self.max_inflated, shapes)
             return check_request(view, sop_class_uid)
         except RecursionError:  # sequences nested deeper than the stack: undecodable too
             log.debug("undecodable identifier: sequences nested too deep")
             return check_request(None, sop_class_uid)
-
-    def _view_by_shape(
-        self, data: bytes, transfer_syntax: str
-    ) -> ParsedRequest | DatasetView | None:
-        """``read_view`` for an uncompressed syntax, by a known shape when one fits."""
-        implicit = transfer_syntax == IMPLICIT
-        shapes = self._shapes
-        for shape in shapes:
-            if shape.implicit is implicit:
-                parsed = shape.read(data)
-                if parsed is not None:
-                    if shape is not shapes[0]:
-                        shapes.remove(shape)
-                        shapes.appendleft(shape)
-                    return parsed
-        found = parse_shaped(data, implicit)
-        if found is None:
-            return read_view(data, transfer_syntax, self.max_inflated)
-        parsed, new = found
-        if new is not None:
-            shapes.appendleft(new)
-        return parsed
 
     def clear(self) -> None:
         """Forget every request read."""

@@ -324,5 +324,11 @@ def test_large_requests_leave_no_shape() -> None:
     assert isinstance(query, Query)
     assert query.patient_id == "P0001"
     assert len(reader._shapes) == 0
+    deflated = write_identifier(read_identifier(large, IMPLICIT, LIMIT), DEFLATED)
+    assert len(deflated) <= rq.CACHE_MAX_BYTES  # small on the wire, large once inflated
+    query = reader.read(deflated, DEFLATED, GENERAL)
+    assert isinstance(query, Query)
+    assert query.patient_id == "P0001"
+    assert len(reader._shapes) == 0
     reader.read(base, IMPLICIT, GENERAL)
     assert len(reader._shapes) == 1
