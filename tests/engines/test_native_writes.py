@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
+from benchmarks.assoc_cpu import MemoryTransport
 from rpi_async import scu
 from rpi_async.bench.pdu import (
     RELEASE_RQ,
@@ -26,35 +26,16 @@ from rpi_async.service.stats import ServerStats
 from rpi_async.store.reader import PatientStore
 
 
-class Transport:
-    """An in-memory transport: keeps each write apart."""
+class Transport(MemoryTransport):
+    """The benchmark's in-memory transport, keeping each write apart."""
 
     def __init__(self, protocol: AssociationProtocol) -> None:
-        self.protocol = protocol
+        super().__init__(protocol, 40000)
         self.writes: list[bytes] = []
-        self.closing = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
 
     def write(self, data: bytes) -> None:
         self.writes.append(bytes(data))
-        if data[:1] == b"\x06":  # A-RELEASE-RP: the peer has its answer and closes
-            self.close()
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
+        super().write(data)  # an A-RELEASE-RP: the peer has its answer and closes
 
 
 def _pdus(data: bytes) -> list[int]:
