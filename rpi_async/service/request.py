@@ -74,15 +74,25 @@ CACHE_MAX_BYTES = 4096  # larger identifiers are read every time
 SHAPES = 8  # request shapes remembered (``RequestShape``)
 
 
+# The longest value of the VRs the rules read (PS3.5 Table 6.2-1), checked here whatever
+# pydicom's own reading validation is set to (the pynetdicom engine switches it off).
+_MAX_CHARS = {"LO": 64, "CS": 16}
+
+
 def _text(ds: Dataset, tag: int) -> str | None:
-    """A string element's value, stripped; None when absent. May raise on bad encoding."""
+    """A string element's value, stripped; None when absent. May raise on bad encoding
+    or a value longer than its VR allows."""
     if tag not in ds:
         return None
-    value = ds[tag].value
+    element = ds[tag]
+    value = element.value
     if value is None:
         return ""
     if isinstance(value, bytes):
         raise ValueError(f"element {tag} could not be decoded")
+    limit = _MAX_CHARS.get(str(element.VR))
+    if limit is not None and isinstance(value, str) and len(value) > limit:
+        raise ValueError(f"element {tag} is longer than its VR allows")
     return str(value).strip()
 
 

@@ -332,3 +332,26 @@ def test_large_requests_leave_no_shape() -> None:
     assert len(reader._shapes) == 0
     reader.read(base, IMPLICIT, GENERAL)
     assert len(reader._shapes) == 1
+
+
+@pytest.mark.parametrize("mode", ["ignore", "warn"])
+@pytest.mark.parametrize("ts", [IMPLICIT, EXPLICIT])
+def test_a_value_longer_than_its_vr_is_undecodable_whatever_pydicom_checks(
+    monkeypatch: pytest.MonkeyPatch, ts: str, mode: str
+) -> None:
+    """A Patient ID over 64 characters (LO) is answered C000 on both engines: the
+    pynetdicom engine switches pydicom's reading validation off, the native one not."""
+    import pydicom.config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = write_identifier(scu.build_request("X" * 70, "HOSP_A"), ts)
+        long_issuer = write_identifier(scu.build_request("P0001", "I" * 65), ts)
+    validation = pydicom.config.IGNORE if mode == "ignore" else pydicom.config.WARN
+    monkeypatch.setattr(pydicom.config.settings, "reading_validation_mode", validation)
+    for identifier in (data, long_issuer):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # as the server has pydicom's warnings
+            outcome = RequestReader(max_inflated=LIMIT).read(identifier, ts, GENERAL)
+        assert isinstance(outcome, Answer)
+        assert outcome.status is FindStatus.UNABLE_TO_PROCESS
