@@ -138,8 +138,8 @@ def _time_queries(service: QueryService) -> list[float]:
 
 async def run(args: argparse.Namespace) -> None:
     settings = Settings(db=args.db, engine="native", max_associations=1 << 20)
-    renderer = Renderer()  # as Server does: one per process, the store's answer codec
-    store = await PatientStore.open(args.db, inline=args.store_inline, answer_codec=renderer)
+    renderer = Renderer()  # as Server does: one per process
+    store = await PatientStore.open(args.db, inline=args.store_inline)
     stats = ServerStats()
     monitor = QueryHooks(InFlightLimiter(0), called_ae=settings.ae_title)
     service = QueryService(

@@ -144,7 +144,6 @@ class Server:
             readers=s.store_readers,
             inline=s.store_inline,
             mmap_bytes=s.store_mmap_mib << 20,
-            answer_codec=self.renderer,
         )
 
     async def _identify_store(self) -> None:

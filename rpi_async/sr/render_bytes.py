@@ -378,7 +378,7 @@ class Renderer:
         ``stored`` (Explicit VR only): the record's stored answer for ``template``, spliced
         instead of walking the template (the record then carries no facts)."""
         encoder = self._encoders[explicit]
-        if stored is not None and not stored.inflated:
+        if stored is not None:
             stored = self._inflate(stored)
         return assemble(record, template, keys, observation_datetime, encoder, self.cache, stored)
 
@@ -387,13 +387,12 @@ class Renderer:
         content = self.inflate(stored.content)
         if content is None:
             raise wire.Fallback("stored answer does not inflate")
-        return StoredAnswer(content, stored.age_at, stored.ascii, inflated=True)
+        return StoredAnswer(content, stored.age_at, stored.ascii)
 
     def inflate(self, content: bytes) -> bytes | None:
         """``content`` as stored (compressed), inflated; None if it does not inflate.
 
-        ``store.answers.AnswerCodec``: the store's reader threads call it. Thread-safe:
-        each call works on its own copy of the primed inflater."""
+        Thread-safe: each call works on its own copy of the primed inflater."""
         if not self._compress:
             return content
         inflater = self._inflater.copy()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 ANSWER_TABLE = """
 CREATE TABLE answer (
@@ -46,22 +45,12 @@ BATCH = 500
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:
-    """A patient's root Content Sequence items as stored (Explicit VR LE, no Subject Age)."""
+    """A patient's root Content Sequence items (Explicit VR LE, no Subject Age), compressed
+    as stored or inflated (``sr.render_bytes.Renderer``)."""
 
     content: bytes
     age_at: int  # offset in ``content`` where the Subject Age item goes; -1: no such row
     ascii: bool  # the content's text is ASCII only
-    inflated: bool = False  # ``content`` inflated already (as stored it is compressed)
-
-
-class AnswerCodec(Protocol):
-    """What inflates stored answers (``sr.render_bytes.Renderer``, which compresses them).
-
-    A store given one inflates each answer on its reader's thread, where zlib runs
-    without the GIL, beside the event loop rather than on it."""
-
-    def inflate(self, content: bytes) -> bytes | None:
-        """``content`` inflated; None if it does not inflate. Thread-safe."""
 
 
 def outdated(

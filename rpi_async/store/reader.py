@@ -35,10 +35,12 @@ costs 15 µs per lookup in a batch of 16 or more against 21 µs alone. Lookups i
 at a time (no concurrency) are batches of one: 16-47 µs more server CPU per association
 than unbatched aiosqlite in the serial measurement (the dispatch, a task per batch).
 
-Opened with an ``answer_codec`` (the server passes its Renderer), the statement inflates
-each stored answer it returns (``INFLATE_FUNCTION``): zlib runs on the reader's thread,
-without the GIL, instead of on the event loop (about 30 µs per hit there). An answer that
-does not inflate comes as none, and that patient is read from the fact table.
+Stored answers come as stored (compressed); the event loop's thread inflates them
+(``sr.render_bytes.Renderer``). Inflating them in the statement, on the reader's thread,
+was tried and measured slower under load (``benchmarks/RESULTS.md`` §8): every Python
+call a reader makes per row (a SQL function, the codec) takes the GIL back from the busy
+event loop, and each hand-off wakes a thread. Per batch the readers take the GIL once per
+row, for the row itself.
 
 ``inline=True`` (the ``store_inline`` setting, off by default) runs lookups on the
 calling thread, the event loop's, on one plain sqlite3 connection instead: no hand-off,
@@ -63,7 +65,7 @@ import aiosqlite
 
 from rpi_async.errors import StoreError, StoreUnavailable
 from rpi_async.store import compact, readonly, schema
-from rpi_async.store.answers import AnswerCodec, StoredAnswer
+from rpi_async.store.answers import StoredAnswer
 from rpi_async.store.compact import CompactFact, CompactPatient
 from rpi_async.store.model import OtherPatientId, PatientRecord
 
@@ -86,38 +88,6 @@ _FACTS = (
     + ", ".join(f'"{c}"' for c in schema.FACT_COLUMNS)
     + " FROM fact WHERE patient_pk = ? ORDER BY seq"
 )
-# With an AnswerCodec, the readers inflate stored answers in SQL, on their own thread: the
-# function returns NULL for an answer that does not inflate, and the patient is then read
-# from the fact table (``facts_doc`` is only selected without an answer at all).
-INFLATE_FUNCTION = "rpi_inflate_answer"
-
-
-def _inflating(sql: str) -> str:
-    """``sql`` selecting the answer's content inflated."""
-    column = "a.content, a.age_at"
-    if sql.count(column) != 1:  # the content would come compressed and be read as inflated
-        raise RuntimeError("lookup statement without its answer column")
-    return sql.replace(column, f"{INFLATE_FUNCTION}(a.content), a.age_at")
-
-
-_LOOKUP_INFLATING = _inflating(_LOOKUP)
-
-
-def _sql_inflater(codec: AnswerCodec) -> Callable[[bytes | None], bytes | None]:
-    """``codec.inflate`` as the SQL function: NULL in (no answer joined), NULL out; a
-    failure is NULL too, since an exception would fail the whole statement (a batch)."""
-
-    def inflate(content: bytes | None) -> bytes | None:
-        if content is None:
-            return None
-        try:
-            return codec.inflate(content)
-        except Exception:  # the statement's other lookups must not fail with it
-            return None
-
-    return inflate
-
-
 _NO_OTHER_IDS = "[]"
 _NO_ANSWER = (None, None)
 
@@ -149,19 +119,17 @@ _BATCH_FACTS = (
     + " FROM fact WHERE patient_pk IN (SELECT value FROM json_each(?)) ORDER BY patient_pk, seq"
 )
 BATCH_MAX = 64  # lookups per statement; more issued together are split
-_batch_sql: dict[tuple[int, bool], str] = {}
+_batch_sql: dict[int, str] = {}
 
 
-def batch_sql(size: int, inflating: bool = False) -> str:
+def batch_sql(size: int) -> str:
     """The statement for ``size`` lookups (cached: one text, one prepared statement, per
-    size); ``inflating``: stored answers come inflated (``INFLATE_FUNCTION``)."""
-    sql = _batch_sql.get((size, inflating))
+    size)."""
+    sql = _batch_sql.get(size)
     if sql is None:
         values = ", ".join(["(?, ?, ?, ?, ?)"] * size)
         sql = f"WITH q(i, pid, iss, tpl, rnd) AS (VALUES {values})" + _BATCH_SELECT
-        if inflating:
-            sql = _inflating(sql)
-        _batch_sql[(size, inflating)] = sql
+        _batch_sql[size] = sql
     return sql
 
 
@@ -170,20 +138,17 @@ _FIRST_PATIENT = "SELECT patient_id, issuer FROM patient ORDER BY pk LIMIT 1"
 _GENERATION = "SELECT value FROM meta WHERE key='generation'"
 
 
-def _compact(
-    row: Iterable[Any], inflated: bool = False
-) -> tuple[CompactPatient | None, tuple[Any, ...]]:
+def _compact(row: Iterable[Any]) -> tuple[CompactPatient | None, tuple[Any, ...]]:
     """The patient of a lookup row, or None when its facts must come from the fact table
     (then with the row's head, for ``_from_facts``). A patient with a stored answer for
-    the requested template comes without facts: the answer is all the renderer needs
-    (``inflated``: the row's answer was inflated by the statement)."""
+    the requested template comes without facts: the answer is all the renderer needs."""
     pk, pid, iss, name, birth, sex, version, doc, others, content, age_at, ascii_only = row
     other_ids: tuple[OtherPatientId, ...] = ()
     if others != _NO_OTHER_IDS:
         other_ids = tuple(OtherPatientId(*o) for o in json.loads(others))
     head = (pk, pid, iss, name, birth, sex, version, other_ids)
     if content is not None:
-        stored = StoredAnswer(content, age_at, bool(ascii_only), inflated)
+        stored = StoredAnswer(content, age_at, bool(ascii_only))
         return CompactPatient(*head, stored=stored), head
     parsed = None if doc is None else compact.parse(doc)
     if parsed is not None:
@@ -202,22 +167,18 @@ def lookup_compact_now(
     patient_id: str,
     issuer: str | None = None,
     answer: tuple[str, str] | None = None,
-    *,
-    inflating: bool = False,
 ) -> list[CompactPatient]:
     """The lookup itself, on the calling thread: at most two patients, in issuer order.
 
     ``answer`` (template, renderer fingerprint): join that template's stored answer when
-    it is current (``store.answers``). ``inflating``: ``conn`` has ``INFLATE_FUNCTION``,
-    and the answer comes inflated.
+    it is current (``store.answers``).
 
     (Rows come in the order of the unique index: sorting by anything else would copy
     every row, compact document included, through a temporary B-tree.)
     """
     patients: list[CompactPatient] = []
-    sql = _LOOKUP_INFLATING if inflating else _LOOKUP
-    for row in conn.execute(sql, (patient_id, issuer, *(answer or _NO_ANSWER))).fetchall():
-        patient, head = _compact(row, inflating)
+    for row in conn.execute(_LOOKUP, (patient_id, issuer, *(answer or _NO_ANSWER))).fetchall():
+        patient, head = _compact(row)
         if patient is None:
             patient = _from_facts(head, conn.execute(_FACTS, (head[0],)).fetchall())
         patients.append(patient)
@@ -290,10 +251,8 @@ class PatientStore:
         acquire_timeout: float,
         uri: str = "",
         stall: float = 0.05,
-        inflating: bool = False,
     ) -> None:
         self.path = path
-        self._inflating = inflating  # the connections inflate stored answers
         self._uri = uri  # how the readers opened the file (for ``ping``'s own connection)
         self.inline = inline is not None
         self._inline = inline
@@ -321,12 +280,8 @@ class PatientStore:
         inline: bool = False,
         mmap_bytes: int = 0,
         stall: float = 0.05,
-        answer_codec: AnswerCodec | None = None,
     ) -> PatientStore:
         """Open the store read-only (``readers`` aiosqlite connections, or one inline).
-
-        With ``answer_codec`` stored answers come inflated, by the connection that reads
-        them (on a reader's thread, off the event loop).
 
         Raises StoreError for unusable files and for an older schema (the server never
         writes: ``rpi-async db migrate``). See ``store.readonly`` for WAL files.
@@ -337,18 +292,7 @@ class PatientStore:
         try:
             if inline:
                 plain = _connect(uri, mmap_bytes)
-                if answer_codec is not None:
-                    plain.create_function(
-                        INFLATE_FUNCTION, 1, _sql_inflater(answer_codec), deterministic=True
-                    )
-                return cls(
-                    path,
-                    readers=[],
-                    inline=plain,
-                    acquire_timeout=acquire_timeout,
-                    uri=uri,
-                    inflating=answer_codec is not None,
-                )
+                return cls(path, readers=[], inline=plain, acquire_timeout=acquire_timeout, uri=uri)
             for _ in range(max(1, readers)):
                 conn = await aiosqlite.connect(
                     uri,
@@ -360,10 +304,6 @@ class PatientStore:
                 opened.append(conn)
                 await conn.execute("PRAGMA query_only = ON")
                 await conn.execute(f"PRAGMA mmap_size = {int(mmap_bytes)}")
-                if answer_codec is not None:
-                    await conn.create_function(
-                        INFLATE_FUNCTION, 1, _sql_inflater(answer_codec), deterministic=True
-                    )
         except sqlite3.Error as exc:
             for conn in opened:
                 await conn.close()
@@ -375,7 +315,6 @@ class PatientStore:
             acquire_timeout=acquire_timeout,
             uri=uri,
             stall=stall,
-            inflating=answer_codec is not None,
         )
 
     @property
@@ -396,9 +335,7 @@ class PatientStore:
             raise StoreUnavailable("patient store is closed")
         if self._inline is not None:
             try:
-                return lookup_compact_now(
-                    self._inline, patient_id, issuer, answer, inflating=self._inflating
-                )
+                return lookup_compact_now(self._inline, patient_id, issuer, answer)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"patient store read failed: {exc}") from None
         loop = asyncio.get_running_loop()
@@ -480,7 +417,7 @@ class PatientStore:
             try:
                 params = [value for i, (key, _, _) in enumerate(batch) for value in (i, *key)]
                 found: list[list[Any]] = [[] for _ in batch]
-                sql = batch_sql(len(batch), self._inflating)
+                sql = batch_sql(len(batch))
                 for row in await conn.execute_fetchall(sql, params):
                     found[row[0]].append(row[1:])
                 need_facts: list[int] = []
@@ -493,7 +430,7 @@ class PatientStore:
                     try:
                         parsed: list[CompactPatient | tuple[Any, ...]] = []
                         for row in rows:
-                            patient, head = _compact(row, self._inflating)
+                            patient, head = _compact(row)
                             if patient is None:
                                 need_facts.append(head[0])
                                 parsed.append(head)
