@@ -9,9 +9,10 @@ patient and root template, and a hit costs a lookup and a splice (``sr.render``'
 
 The ``answer`` table (schema version 4) holds, per (patient, template): the Content
 Sequence items in Explicit VR Little Endian (the transfer syntax the server prefers;
-Deflated is its deflate), without the Subject Age item, the offset where that item
-goes, whether the text is ASCII only, the patient ``version`` it was rendered from and
-the ``renderer`` fingerprint of the code that rendered it. A lookup joins the row only
+Deflated is its deflate), compressed (``sr.render_bytes.AnswerCodec``), without the
+Subject Age item, the offset where that item goes, whether the text is ASCII only, the
+patient ``version`` it was rendered from and the ``renderer`` fingerprint of the code
+that rendered it. A lookup joins the row only
 when both still match: a patient updated since (a live update, a re-import) or a
 renderer changed since (an upgrade of rpi-async) is rendered live until ``refresh``
 renders it again, so a stored answer is never stale, only absent.

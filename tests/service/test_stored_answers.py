@@ -168,7 +168,7 @@ async def test_an_answer_that_does_not_inflate_is_rendered_from_the_facts(
         (pk,) = conn.execute("SELECT pk FROM patient WHERE patient_id = 'P0001'").fetchone()
         conn.execute(
             "UPDATE answer SET content = ? WHERE patient_pk = ? AND template = '9007'",
-            (b"not a deflate stream", pk),
+            (b"not a zstd frame", pk),
         )
     finally:
         conn.close()
