@@ -37,6 +37,7 @@ from typing import Any
 
 from pydicom._dicom_dict import DicomDictionary
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.valuerep import VR
 
 from rpi_async.dicom.transfer import (
@@ -90,6 +91,8 @@ def _text(ds: Dataset, tag: int) -> str | None:
         return ""
     if isinstance(value, bytes):
         raise ValueError(f"element {tag} could not be decoded")
+    if isinstance(value, MultiValue):  # several values, as sent: the rules refuse them
+        return "\\".join(str(v).strip() for v in value)
     limit = _MAX_CHARS.get(str(element.VR))
     if limit is not None and isinstance(value, str) and len(value) > limit:
         raise ValueError(f"element {tag} is longer than its VR allows")

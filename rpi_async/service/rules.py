@@ -15,6 +15,7 @@ Content Template Sequence absent, or not one item     A900   (0040,A504)
 Mapping Resource not DCMR                             A900   (0008,0105)
 Template Identifier empty                             A900   (0040,DB00)
 Patient ID absent or empty                            A900   (0010,0020)
+Patient ID or Issuer with several values, * or ?     A900   (0010,0020) / (0010,0021)
 template not supported for the SOP class              C200   (0040,DB00)
 ====================================================  =====  ==========================
 
@@ -167,6 +168,16 @@ def _requested_template(view: RequestView) -> str | None:
     return None
 
 
+# Single value matching (PS3.4 Q.2.1.1.3) for Patient ID and its issuer: several values
+# (a backslash) or a wildcard ("*", "?": PS3.4 C.2.2.2.4) would ask for another kind of
+# matching, which this SOP class does not offer; looked up as written it would only miss.
+_NOT_SINGLE = str.maketrans("", "", "\\*?")
+
+
+def _single_value(value: str) -> bool:
+    return value.translate(_NOT_SINGLE) == value
+
+
 def check_request(view: RequestView | None, sop_class_uid: str) -> Query | Answer:
     """The rules before the lookup: a Query to look up, or the failure Answer."""
     if view is None:
@@ -195,6 +206,15 @@ def check_request(view: RequestView | None, sop_class_uid: str) -> Query | Answe
             TAG_PATIENT_ID,
             keys=keys,
         )
+    for tag, value in ((TAG_PATIENT_ID, patient_id), (TAG_ISSUER, issuer)):
+        if value and not _single_value(value):
+            name = "Patient ID" if tag == TAG_PATIENT_ID else "Issuer of Patient ID"
+            return failure(
+                FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                f"{name} must be one value, without wildcards",
+                tag,
+                keys=keys,
+            )
     template = registry.resolve(sop_class, DCMR, template_id)
     if template is None:
         return failure(

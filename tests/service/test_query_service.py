@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 
 from rpi_async import scu
 from rpi_async.dicom.status import FindStatus
-from rpi_async.dicom.transfer import IMPLICIT, read_identifier, write_identifier
+from rpi_async.dicom.transfer import EXPLICIT, IMPLICIT, read_identifier, write_identifier
 from rpi_async.dicom.uids import SopClass
 from rpi_async.errors import StoreUnavailable
 from rpi_async.service.query import Answer, Peer, QueryService
@@ -122,3 +122,27 @@ async def test_missing_template_identifier(service: QueryService) -> None:
 async def test_unknown_sop_class(service: QueryService) -> None:
     result = await find(service, scu.build_request("P0001"), sop="1.2.3")
     assert result.status is FindStatus.UNABLE_TO_PROCESS
+
+
+@pytest.mark.parametrize(
+    ("patient_id", "issuer", "tag"),
+    [
+        ("P0001\\P0002", "HOSP_A", 0x00100020),  # two values
+        ("P000*", "HOSP_A", 0x00100020),  # wildcards ask for another kind of matching
+        ("P?001", "HOSP_A", 0x00100020),
+        ("P0001", "HOSP_A\\HOSP_B", 0x00100021),
+        ("P0001", "HOSP_*", 0x00100021),
+    ],
+)
+@pytest.mark.parametrize("ts", [IMPLICIT, EXPLICIT])
+async def test_patient_id_and_issuer_are_single_values(
+    service: QueryService, patient_id: str, issuer: str, tag: int, ts: str
+) -> None:
+    """Single value matching (PS3.4 Q.2.1.1.3): several values or a wildcard is A900
+    naming the element, not a lookup of the text as written (which would only miss)."""
+    data = write_identifier(scu.build_request(patient_id, issuer), ts)
+    result = await service.find(data, ts, SopClass.GENERAL_RPI_QUERY, PEER)
+    assert result.status is FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+    assert result.offending_elements == (tag,)
+    assert result.error_comment is not None
+    assert "one value" in result.error_comment
