@@ -43,11 +43,11 @@ from rpi_async.bench.mix import Mix, QueryPlan, demo_hits
 from rpi_async.bench.pdu import RELEASE_RQ, encode_associate_rq
 from rpi_async.config.settings import Settings
 from rpi_async.dicom.uids import SopClass, TransferSyntax
+from rpi_async.engines.access import AccessPolicy
 from rpi_async.engines.base import EngineContext, ServiceSlot
 from rpi_async.engines.lifecycle import Outcome
 from rpi_async.engines.native.engine import NativeEngine
 from rpi_async.engines.native.protocol import AssociationProtocol
-from rpi_async.ops.access import AccessPolicy
 from rpi_async.ops.hooks import QueryHooks
 from rpi_async.ops.shedding import InFlightLimiter
 from rpi_async.server import tune_collector

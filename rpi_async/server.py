@@ -45,9 +45,9 @@ from rpi_async.capacity import automatic_max_associations, automatic_per_peer
 from rpi_async.config import Settings
 from rpi_async.dicom.quiet import pydicom_warnings_as_errors
 from rpi_async.engines import EngineContext, create_engine
+from rpi_async.engines.access import AccessPolicy
 from rpi_async.engines.base import Engine, ServiceSlot
 from rpi_async.errors import ConfigError, RpiError, StoreUnavailable
-from rpi_async.ops.access import AccessPolicy
 from rpi_async.ops.audit import ActivityAudit, AuditTrail, SecurityAudit
 from rpi_async.ops.hooks import QueryHooks
 from rpi_async.ops.http import OpsHttpServer

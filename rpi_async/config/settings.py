@@ -25,9 +25,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from rpi_async.config.values import parse_allow_list, parse_syslog_target
 from rpi_async.errors import ConfigError
-from rpi_async.ops.access import parse_allow_list
-from rpi_async.ops.syslog import parse_syslog_target
 from rpi_async.ul.proxy import check_trusted_proxies
 
 ENV_PREFIX = "RPI_ASYNC_"

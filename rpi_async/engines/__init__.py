@@ -1,4 +1,8 @@
-"""Network engines. Each serves the same QueryService; they differ only in I/O."""
+"""Network engines. Each serves the same QueryService; they differ only in I/O.
+
+Shared by both: ``lifecycle`` (association outcomes, reject reasons, stats, the access
+log) and ``access`` (which calling AE titles may associate, from where, how many at once).
+"""
 
 from __future__ import annotations
 

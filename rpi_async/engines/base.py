@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rpi_async.config import Settings
-from rpi_async.ops.access import AccessPolicy
+from rpi_async.engines.access import AccessPolicy
 from rpi_async.service.query import QueryService
 from rpi_async.service.stats import ServerStats
 

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from rpi_async.ops.access import AccessPolicy, Refusal
+from rpi_async.engines.access import AccessPolicy, Refusal
 from rpi_async.service.stats import ServerStats
 from rpi_async.ul.codes import (
     PresentationRejectReason,

@@ -72,6 +72,7 @@ from rpi_async.dicom.quiet import silence_pynetdicom
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, RPI_SOP_CLASSES, SopClass
 from rpi_async.engines import pynetdicom_reactors, pynetdicom_rpi
+from rpi_async.engines.access import Refusal
 from rpi_async.engines.base import EngineContext
 from rpi_async.engines.lifecycle import (
     LOCAL_LIMIT_REPLY,
@@ -88,7 +89,6 @@ from rpi_async.engines.pynetdicom_transport import (
     GuardedSocket,
     ReceiveLimits,
 )
-from rpi_async.ops.access import Refusal
 from rpi_async.service import rules
 from rpi_async.service.monitor import Peer
 from rpi_async.service.query import SOP_NAMES, QueryService

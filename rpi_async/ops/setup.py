@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 from rpi_async.config import Settings
+from rpi_async.config.values import parse_syslog_target
 from rpi_async.ops.audit import (
     AuditSink,
     AuditTrail,
@@ -17,7 +18,7 @@ from rpi_async.ops.audit import (
     load_or_create_key,
 )
 from rpi_async.ops.spool import Spool
-from rpi_async.ops.syslog import SyslogSender, parse_syslog_target
+from rpi_async.ops.syslog import SyslogSender
 from rpi_async.ops.tls import client_context
 
 

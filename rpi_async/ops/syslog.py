@@ -24,62 +24,16 @@ import os
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from rpi_async.config.values import SyslogTarget
 
 FACILITY_AUTHPRIV = 10  # security/authorization messages (RFC 5424 Table 1)
 SEVERITY_NOTICE = 5
 SEVERITY_INFO = 6
-DEFAULT_PORTS = {"udp": 514, "tcp": 601, "tls": 6514}
 BOM = b"\xef\xbb\xbf"
 APP_NAME = "rpi-async"
 MAX_UDP_MESSAGE = 65000
-
-
-@dataclass(frozen=True, slots=True)
-class SyslogTarget:
-    """Where syslog messages go: ``udp``/``tcp``/``tls`` to host:port, or ``unix`` to a path."""
-
-    transport: str
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    def __str__(self) -> str:
-        if self.transport == "unix":
-            return self.path
-        return f"{self.transport}://{self.host}:{self.port}"
-
-
-def parse_syslog_target(text: str) -> SyslogTarget:
-    """``udp://``, ``tcp://`` or ``tls://HOST[:PORT]``, ``unix:PATH`` or an absolute path."""
-    text = text.strip()
-    if text.startswith("/"):
-        return SyslogTarget("unix", path=text)
-    if text.startswith("unix:"):
-        path = text[len("unix:") :].removeprefix("//")
-        if not path.startswith("/"):
-            raise ValueError(f"{text!r}: a unix socket needs an absolute path")
-        return SyslogTarget("unix", path=path)
-    scheme, sep, rest = text.partition("://")
-    if not sep or scheme not in DEFAULT_PORTS:
-        raise ValueError(
-            f"{text!r}: use udp://HOST:PORT, tcp://HOST:PORT, tls://HOST:PORT or /dev/log"
-        )
-    if rest.startswith("["):  # [IPv6]:port
-        host, _, tail = rest[1:].partition("]")
-        port_text = tail.removeprefix(":")
-    else:
-        host, _, port_text = rest.partition(":")
-    if not host:
-        raise ValueError(f"{text!r}: no host")
-    try:
-        port = int(port_text) if port_text else DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise ValueError(f"{text!r}: {port_text!r} is not a port") from None
-    if not 0 < port <= 65535:
-        raise ValueError(f"{text!r}: {port} is not a port")
-    return SyslogTarget(scheme, host=host, port=port)
 
 
 def rfc5424(

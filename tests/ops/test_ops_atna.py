@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rpi_async import scu
+from rpi_async.config.values import parse_syslog_target
 from rpi_async.errors import RpiError
 from rpi_async.ops import audit as audit_module
 from rpi_async.ops.atna import activity_message, security_message
@@ -25,7 +26,7 @@ from rpi_async.ops.audit import (
     SyslogSink,
 )
 from rpi_async.ops.spool import Spool
-from rpi_async.ops.syslog import BOM, SyslogSender, parse_syslog_target
+from rpi_async.ops.syslog import BOM, SyslogSender
 from rpi_async.ops.tls import client_context
 from tests.conftest import server_settings
 from tests.ops.ops_certs import make_pki

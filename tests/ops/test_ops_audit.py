@@ -19,6 +19,7 @@ import pytest
 from pydicom.filereader import read_dataset
 
 from rpi_async import scu
+from rpi_async.config.values import parse_syslog_target
 from rpi_async.errors import ConfigError
 from rpi_async.ops.atna import query_message
 from rpi_async.ops.audit import (
@@ -30,7 +31,7 @@ from rpi_async.ops.audit import (
     hash_patient_id,
     load_or_create_key,
 )
-from rpi_async.ops.syslog import BOM, SyslogSender, parse_syslog_target
+from rpi_async.ops.syslog import BOM, SyslogSender
 from tests.conftest import server_settings
 from tests.ops.ops_support import OpsServerThread
 

@@ -9,7 +9,7 @@ The engine keeps the policy (AE titles, contexts, limits), counts associations f
 PS3.8 Table 9-21) and runs the graceful shutdown: stop accepting, wait for open
 associations up to the grace period, abort the rest.
 
-Access control (``ops.access``) is asked at A-ASSOCIATE-RQ time, in ``negotiate``: a
+Access control (``engines.access``) is asked at A-ASSOCIATE-RQ time, in ``negotiate``: a
 refused calling AE title or address and the per-peer limit become the rejections of
 the one sans-I/O ``negotiate``. The bookkeeping of every association (outcome, stats,
 per-peer slot, access log line) is ``engines.lifecycle``, shared with the pynetdicom
@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from rpi_async.config import Settings
+from rpi_async.engines.access import Refusal
 from rpi_async.engines.base import EngineContext
 from rpi_async.engines.lifecycle import (
     MAX_UNASSOCIATED,
@@ -44,7 +45,6 @@ from rpi_async.engines.lifecycle import (
     refuse_new_connections,
 )
 from rpi_async.engines.native.protocol import AssociationProtocol
-from rpi_async.ops.access import Refusal
 from rpi_async.service.query import QueryService
 from rpi_async.ul import AcceptorPolicy, Negotiation, negotiate
 from rpi_async.ul.codes import PresentationRejectReason, RejectSource

@@ -30,42 +30,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from rpi_async.ul.negotiation import valid_ae_title
+from rpi_async.config.values import IPNetwork, parse_allow_list
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def parse_allow_list(entries: Iterable[str]) -> dict[str, tuple[IPNetwork, ...] | None]:
-    """``AE`` / ``AE@CIDR`` entries as {title: networks, or None for any address}.
-
-    The text after the last ``@`` is an address range when it parses as one; otherwise
-    the whole entry is the title. A title listed bare allows any address. Raises
-    ValueError with a one-line message.
-    """
-    out: dict[str, tuple[IPNetwork, ...] | None] = {}
-    for entry in entries:
-        title, network = entry, None
-        head, sep, tail = entry.rpartition("@")
-        if sep:
-            try:
-                network = ipaddress.ip_network(tail.strip(), strict=False)
-                title = head
-            except ValueError:
-                if "/" in tail or tail.replace(".", "").isdigit():
-                    raise ValueError(f"{entry!r}: {tail!r} is not an address range") from None
-        title = title.strip(" ")
-        if not valid_ae_title(title):
-            raise ValueError(f"{title!r} is not a valid AE title (1-16 characters, no backslash)")
-        if network is None:
-            out[title] = None
-        elif title not in out:
-            out[title] = (network,)
-        else:
-            known = out[title]
-            if known is not None:
-                out[title] = (*known, network)
-    return out
 
 
 class Refusal(enum.Enum):

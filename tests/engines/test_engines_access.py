@@ -9,8 +9,9 @@ import pytest
 
 from rpi_async import scu
 from rpi_async.config.settings import Settings
+from rpi_async.config.values import parse_allow_list
+from rpi_async.engines.access import AccessPolicy, Refusal
 from rpi_async.engines.lifecycle import Lifecycle
-from rpi_async.ops.access import AccessPolicy, Refusal, parse_allow_list
 from rpi_async.service.stats import ServerStats
 from rpi_async.ul.codes import (
     PresentationRejectReason,
