@@ -94,6 +94,6 @@ def test_imports_point_down(source: str, target: str, where: str) -> None:
     ("source", "target"),
     [("config", "ops"), ("engines", "ops"), ("ops", "engines"), ("service", "ops")],
 )
-def test_the_rule_refuses_what_the_guide_forbids(source: str, target: str) -> None:
+def test_the_rule_refuses_upward_and_sideways_imports(source: str, target: str) -> None:
     assert not _allowed(source, target)
     assert _allowed(target, "service")
