@@ -16,8 +16,8 @@ On this shared machine the suite's figures drift by a third over minutes, becaus
 load generator shares the two cores with the server. This script measures the server's
 own CPU time per association (``time.process_time``), so an optimisation of a few per
 cent shows, and the event loop thread's part of it (``time.thread_time``): under load that
-thread saturates first, while the store's reader threads run in SQLite and zlib without
-the GIL, beside it. Each figure is the best of ``--repeat`` passes. ``--profile`` runs one
+thread saturates first, while the store's reader threads run in SQLite without the
+GIL, beside it. Each figure is the best of ``--repeat`` passes. ``--profile`` runs one
 pass under cProfile and prints the top functions by internal time.
 """
 

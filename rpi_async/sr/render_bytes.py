@@ -279,7 +279,7 @@ class NeedsRecord(Exception):
 STORED_TEMPLATE_IDS = ("9007", "9000", "3802")  # rendered into the dictionary and stored
 DICTIONARY_PATIENTS = 24  # demo patients whose answers make the compression dictionary
 DICTIONARY_BYTES = 32 * 1024
-ANSWER_LEVEL = 3  # zstd's default: 15 µs to compress an answer, 6 µs to inflate it
+ANSWER_LEVEL = 3  # zstd's default (benchmarks/answer_codec.py: RESULTS.md §8)
 # An answer inflates to some kilobytes: a frame that claims more than this is corrupt.
 MAX_ANSWER_BYTES = 16 << 20
 

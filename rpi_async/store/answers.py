@@ -12,10 +12,10 @@ Sequence items in Explicit VR Little Endian (the transfer syntax the server pref
 Deflated is its deflate), compressed (``sr.render_bytes.AnswerCodec``), without the
 Subject Age item, the offset where that item goes, whether the text is ASCII only, the
 patient ``version`` it was rendered from and the ``renderer`` fingerprint of the code
-that rendered it. A lookup joins the row only
-when both still match: a patient updated since (a live update, a re-import) or a
-renderer changed since (an upgrade of rpi-async) is rendered live until ``refresh``
-renders it again, so a stored answer is never stale, only absent.
+that rendered it. A lookup joins the row only when both still match: a patient updated
+since (a live update, a re-import) or a renderer changed since (an upgrade of rpi-async)
+is rendered live until ``refresh`` renders it again, so a stored answer is never stale,
+only absent.
 
 ``outdated`` lists what is missing or outdated and ``store`` keeps what was rendered
 for it (``sr.prerender`` renders them; the ``db`` commands that write run it after

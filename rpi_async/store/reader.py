@@ -123,13 +123,13 @@ _batch_sql: dict[int, str] = {}
 
 
 def batch_sql(size: int) -> str:
-    """The statement for ``size`` lookups (cached: one text, one prepared statement, per
-    size)."""
+    """The statement for ``size`` lookups (cached: one text, one prepared statement, per size)."""
     sql = _batch_sql.get(size)
     if sql is None:
         values = ", ".join(["(?, ?, ?, ?, ?)"] * size)
-        sql = f"WITH q(i, pid, iss, tpl, rnd) AS (VALUES {values})" + _BATCH_SELECT
-        _batch_sql[size] = sql
+        sql = _batch_sql[size] = (
+            f"WITH q(i, pid, iss, tpl, rnd) AS (VALUES {values})" + _BATCH_SELECT
+        )
     return sql
 
 
@@ -148,8 +148,7 @@ def _compact(row: Iterable[Any]) -> tuple[CompactPatient | None, tuple[Any, ...]
         other_ids = tuple(OtherPatientId(*o) for o in json.loads(others))
     head = (pk, pid, iss, name, birth, sex, version, other_ids)
     if content is not None:
-        stored = StoredAnswer(content, age_at, bool(ascii_only))
-        return CompactPatient(*head, stored=stored), head
+        return CompactPatient(*head, stored=StoredAnswer(content, age_at, bool(ascii_only))), head
     parsed = None if doc is None else compact.parse(doc)
     if parsed is not None:
         return CompactPatient(*head, doc=parsed), head
@@ -291,8 +290,13 @@ class PatientStore:
         opened: list[aiosqlite.Connection] = []
         try:
             if inline:
-                plain = _connect(uri, mmap_bytes)
-                return cls(path, readers=[], inline=plain, acquire_timeout=acquire_timeout, uri=uri)
+                return cls(
+                    path,
+                    readers=[],
+                    inline=_connect(uri, mmap_bytes),
+                    acquire_timeout=acquire_timeout,
+                    uri=uri,
+                )
             for _ in range(max(1, readers)):
                 conn = await aiosqlite.connect(
                     uri,
@@ -417,8 +421,7 @@ class PatientStore:
             try:
                 params = [value for i, (key, _, _) in enumerate(batch) for value in (i, *key)]
                 found: list[list[Any]] = [[] for _ in batch]
-                sql = batch_sql(len(batch))
-                for row in await conn.execute_fetchall(sql, params):
+                for row in await conn.execute_fetchall(batch_sql(len(batch)), params):
                     found[row[0]].append(row[1:])
                 need_facts: list[int] = []
                 for (_, future, _), rows in zip(batch, found, strict=True):
