@@ -152,6 +152,26 @@ class Server:
         except (OSError, sqlite3.Error, RpiError) as exc:
             self.store_identity = None
             log.warning("cannot read the identity of %s: %s", self.db_path, exc)
+            return
+        self._check_stored_answers(self.store_identity)
+
+    def _check_stored_answers(self, identity: StoreIdentity) -> None:
+        """Warn when the file's stored answers are not this version's: the server then
+        renders every hit live (the same answers, at more CPU per query) until they are
+        rendered again, which only the ``db`` commands do (the server reads the file)."""
+        if identity.patients == 0 or identity.answer_renderers == {self.renderer.fingerprint}:
+            return
+        if not identity.answer_renderers:
+            what = "has no stored answers"
+        else:
+            what = "has stored answers that another version of rpi-async rendered"
+        log.warning(
+            "%s %s: every hit is rendered live, at more CPU per query, until "
+            "`rpi-async db prerender --db %s` renders them",
+            self.db_path,
+            what,
+            self.db_path,
+        )
 
     def _identity_text(self) -> str:
         i = self.store_identity

@@ -10,7 +10,10 @@ nothing in the answers shows which one a node has. When the server opens its dat
 - ``generation``: the store's counter, bumped by every import transaction;
 - ``schema``: the schema version (``PRAGMA user_version``);
 - ``patients``: how many patients it holds;
-- ``loaded``: when the server opened it (Unix time).
+- ``loaded``: when the server opened it (Unix time);
+- ``answer_renderers``: the renderer fingerprints of its stored answers
+  (``store.answers.renderers``), for the server's warning when they are not this
+  version's.
 
 A live ``db import-fhir`` into the served file changes it without a reload: the
 generation and patients then describe the file as it was loaded, until the next reload.
@@ -24,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rpi_async.store import answers
 from rpi_async.store.readonly import read_only_uri
 
 CONTENT_DIGITS = 16
@@ -36,6 +40,7 @@ class StoreIdentity:
     schema: int
     patients: int
     loaded: float
+    answer_renderers: frozenset[str] = frozenset()
 
 
 def content_digest(path: Path) -> str:
@@ -52,6 +57,8 @@ def identify(path: Path) -> StoreIdentity:
         schema = int(conn.execute("PRAGMA user_version").fetchone()[0])
         row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         patients = int(conn.execute("SELECT count(*) FROM patient").fetchone()[0])
+        renderers = answers.renderers(conn)
     finally:
         conn.close()
-    return StoreIdentity(content, int(row[0]) if row else 0, schema, patients, time.time())
+    generation = int(row[0]) if row else 0
+    return StoreIdentity(content, generation, schema, patients, time.time(), renderers)

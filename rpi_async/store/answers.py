@@ -14,8 +14,9 @@ Subject Age item, the offset where that item goes, whether the text is ASCII onl
 patient ``version`` it was rendered from and the ``renderer`` fingerprint of the code
 that rendered it. A lookup joins the row only when both still match: a patient updated
 since (a live update, a re-import) or a renderer changed since (an upgrade of rpi-async)
-is rendered live until ``refresh`` renders it again, so a stored answer is never stale,
-only absent.
+is rendered live until ``sr.prerender`` renders it again, so a stored answer is never
+stale, only absent. ``renderers`` tells a server at start whether the file's answers are
+this version's.
 
 ``outdated`` lists what is missing or outdated and ``store`` keeps what was rendered
 for it (``sr.prerender`` renders them; the ``db`` commands that write run it after
@@ -68,6 +69,22 @@ def outdated(
         )
         for (pk,) in rows.fetchall():
             yield pk, template
+
+
+def renderers(conn: sqlite3.Connection) -> frozenset[str]:
+    """Renderer fingerprints of the first and the last stored answer (by rowid).
+
+    Two index lookups, not a scan: ``sr.prerender`` works through the patients in order, so
+    answers of one version show one fingerprint, and an upgrade or an interrupted prerender
+    shows another. Empty when the file has no stored answers (or no answer table)."""
+    try:
+        rows = conn.execute(
+            "SELECT renderer FROM answer WHERE rowid = (SELECT min(rowid) FROM answer) "
+            "UNION SELECT renderer FROM answer WHERE rowid = (SELECT max(rowid) FROM answer)"
+        ).fetchall()
+    except sqlite3.OperationalError:  # an older schema: ``db migrate`` adds the table
+        return frozenset()
+    return frozenset(str(renderer) for (renderer,) in rows)
 
 
 def store(
