@@ -167,6 +167,11 @@ def _rpi_async(
     return command
 
 
+def _answer_once(ws: Workspace, port: int) -> list[str]:
+    serve = ("serve", "--db", str(ws.db), "--host", HOST, "--port", str(port))
+    return _python("benchmarks.servers.answer_once_scp", *serve, "--engine", "native")
+
+
 def _orthanc(ws: Workspace, port: int) -> list[str]:
     return [peers.ORTHANC, str(peers.orthanc_config(ws.root, port, free_port()))]
 
@@ -238,6 +243,13 @@ SERVERS: dict[str, ServerSpec] = {
         )
         for name, args in RPI_ASYNC_ENGINES.items()
     },
+    "rpi-async-native-answer-once": ServerSpec(
+        "rpi-async-native-answer-once",
+        _answer_once,
+        ready_pattern="listening on",
+        note="rpi-async serve --engine native answering every query with its first answer: "
+        "the associations' own ceiling, without the query path",
+    ),
     "orthanc": ServerSpec(
         "orthanc",
         _orthanc,
