@@ -30,10 +30,17 @@ from pynetdicom.presentation import PresentationContext, build_context, negotiat
 
 from rpi_async.dicom.status import FindStatus
 from rpi_async.dicom.uids import PREFERRED_TRANSFER_SYNTAXES, SopClass
-from rpi_async.ul import AcceptorPolicy, Connection, DimseMessage, negotiate, pdu
+from rpi_async.ul import AcceptorPolicy, Connection, DimseMessage, negotiate
 from rpi_async.ul.commands import CFindRQ, CFindRSP, Priority
 from rpi_async.ul.dimse import MessageAssembler, encode_message
-from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ, AReleaseRQ, read_pdu, write_pdu
+from rpi_async.ul.pdu import (
+    AAssociateAC,
+    AAssociateRQ,
+    AReleaseRQ,
+    RequestCache,
+    read_pdu,
+    write_pdu,
+)
 
 TRANSFER_SYNTAXES = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"]
 PROPOSED = [
@@ -137,20 +144,16 @@ class Fixtures:
 
 
 def ours_decode_rq(f: Fixtures) -> Callable[[], object]:
-    """A request never seen before (the decoder's memo emptied every time)."""
+    """A request never seen before (no request cache)."""
     data = f.rq_bytes
-
-    def run() -> object:
-        pdu._RQ_CACHE.clear()
-        return read_pdu(data, LIMIT)
-
-    return run
+    return lambda: read_pdu(data, LIMIT)
 
 
 def ours_decode_rq_again(f: Fixtures) -> Callable[[], object]:
-    """The same request bytes again, as a client sends on every association."""
-    data = f.rq_bytes
-    return lambda: read_pdu(data, LIMIT)
+    """The same request bytes again, as a client sends on every association, through the
+    engine's request cache."""
+    data, requests = f.rq_bytes, RequestCache()
+    return lambda: read_pdu(data, LIMIT, requests=requests)
 
 
 def theirs_decode_rq(f: Fixtures) -> Callable[[], object]:
@@ -248,16 +251,16 @@ def theirs_encode_rsp_pair(f: Fixtures) -> Callable[[], object]:
 def ours_whole_association(f: Fixtures, *, memoized: bool = False) -> Callable[[], object]:
     """RQ -> AC, one C-FIND answered by a pending and a success, release: the core only.
 
-    Memoized: the same request again, negotiated once, as the native engine does it
-    (``NativeEngine._negotiate``); otherwise every memo is emptied first.
+    Memoized: the same request again, decoded and negotiated once, as the native engine
+    does it (its ``RequestCache`` and ``NativeEngine._negotiate``); otherwise neither.
     """
     stream = f.rq_bytes + f.find_bytes + write_pdu(AReleaseRQ())
     policy, uid, response = f.policy, f.uid, f.response
     answers: dict[int, object] = {}
+    requests = RequestCache() if memoized else None
 
     def reply(rq: AAssociateRQ) -> AAssociateAC:
         if not memoized:
-            pdu._RQ_CACHE.clear()
             return negotiate(rq, policy).reply  # type: ignore[return-value]
         found = answers.get(id(rq))
         if found is None:
@@ -265,7 +268,7 @@ def ours_whole_association(f: Fixtures, *, memoized: bool = False) -> Callable[[
         return found  # type: ignore[return-value]
 
     def run() -> object:
-        conn = Connection()
+        conn = Connection(requests=requests)
         conn.connection_made()
         conn.receive_data(stream)
         out = []

@@ -71,6 +71,7 @@ from rpi_async.ul.pdu import (
     AReleaseRQ,
     PDataTF,
     Pdu,
+    RequestCache,
     read_pdu,
     write_pdu,
 )
@@ -167,8 +168,10 @@ class Connection:
         *,
         max_associate_pdu_length: int = DEFAULT_MAX_ASSOCIATE_PDU_LENGTH,
         max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+        requests: RequestCache | None = None,
     ) -> None:
         self._state = State.STA1
+        self._requests = requests  # decoded A-ASSOCIATE-RQs, shared by the acceptor's connections
         self._transport = _Transport.NOT_OPEN
         self._buffer = bytearray()
         self._discarding = False
@@ -295,7 +298,10 @@ class Connection:
         if self._buffer and not self._discarding and self._state is not State.STA1:
             try:
                 parsed = read_pdu(
-                    self._buffer, self._pdata_limit, max_associate_len=self._max_associate
+                    self._buffer,
+                    self._pdata_limit,
+                    max_associate_len=self._max_associate,
+                    requests=self._requests,
                 )
             except RemoteProtocolError as exc:
                 self._invalid_pdu(exc)

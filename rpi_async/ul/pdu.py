@@ -64,6 +64,7 @@ _ASSOCIATE_FIXED_LEN = _ASSOCIATE_FIXED.size  # 68
 _AE_TITLE_LEN = 16
 NO_USER_INFORMATION = UserInformation()
 _P_DATA_TF = int(PduType.P_DATA_TF)
+_A_ASSOCIATE_RQ = int(PduType.A_ASSOCIATE_RQ)
 _APPLICATION_CONTEXT = int(ItemType.APPLICATION_CONTEXT)
 _USER_INFORMATION = int(ItemType.USER_INFORMATION)
 _CONTEXT_RQ = int(ItemType.PRESENTATION_CONTEXT_RQ)
@@ -154,12 +155,14 @@ def read_pdu(
     max_len: int,
     *,
     max_associate_len: int | None = None,
+    requests: RequestCache | None = None,
 ) -> tuple[Pdu, int] | None:
     """Decode the PDU at the start of ``buf``: ``(pdu, bytes consumed)``, or None.
 
     ``max_len`` bounds the PDU-length field (0: no bound); ``max_associate_len``, when
     given, replaces it for every PDU except P-DATA-TF, whose limit is the negotiated
-    Maximum Length Received while association PDUs have their own.
+    Maximum Length Received while association PDUs have their own. An A-ASSOCIATE-RQ
+    seen before by ``requests`` is that cache's value.
     """
     if len(buf) < 6:
         return None
@@ -186,6 +189,8 @@ def read_pdu(
     else:
         with memoryview(buf) as view:
             body = view[6:end].tobytes()
+    if requests is not None and pdu_type == _A_ASSOCIATE_RQ:
+        return requests.decode(body), end
     return decoder(body), end
 
 
@@ -277,24 +282,39 @@ _TOP_LEVEL_MISPLACED = frozenset(int(t) for t in ItemType) - {
 }
 
 
-# Decoded A-ASSOCIATE-RQs by body. A client sends the same request on every association
-# (same AE titles, contexts, user information), and the PDU classes are frozen, so one
-# decoded value can be shared; it also lets the layers above memoize by its identity.
-_RQ_CACHE: dict[bytes, AAssociateRQ] = {}
-_RQ_CACHE_ENTRIES = 256
-_RQ_CACHE_MAX_BODY = 4096
+class RequestCache:
+    """Decoded A-ASSOCIATE-RQs by their bytes, for one acceptor (``read_pdu``'s
+    ``requests``; the native engine owns one and gives it to each of its connections).
+
+    A client sends the same request on every association (same AE titles, contexts, user
+    information), and the PDU classes are frozen, so one decoded value can be shared; it
+    also lets the layers above memoize by its identity. Bounded: requests of at most
+    ``MAX_BODY`` bytes, ``ENTRIES`` of them; a full cache starts again.
+    """
+
+    ENTRIES = 256
+    MAX_BODY = 4096
+
+    def __init__(self) -> None:
+        self._decoded: dict[bytes, AAssociateRQ] = {}
+
+    def __len__(self) -> int:
+        return len(self._decoded)
+
+    def decode(self, body: bytes) -> AAssociateRQ:
+        rq = self._decoded.get(body)
+        if rq is None:
+            rq = _decode_rq(body)
+            if len(body) <= self.MAX_BODY:
+                if len(self._decoded) >= self.ENTRIES:
+                    self._decoded.clear()
+                self._decoded[body] = rq
+        return rq
 
 
-def _decode_rq(body: bytes) -> Pdu:
-    rq = _RQ_CACHE.get(body)
-    if rq is None:
-        decoded = _decode_associate(body, request=True)
-        assert isinstance(decoded, AAssociateRQ)
-        rq = decoded
-        if len(body) <= _RQ_CACHE_MAX_BODY:
-            if len(_RQ_CACHE) >= _RQ_CACHE_ENTRIES:
-                _RQ_CACHE.clear()
-            _RQ_CACHE[body] = rq
+def _decode_rq(body: bytes) -> AAssociateRQ:
+    rq = _decode_associate(body, request=True)
+    assert isinstance(rq, AAssociateRQ)
     return rq
 
 

@@ -81,3 +81,33 @@ async def test_a_match_and_its_final_response_go_out_in_one_write(sample_db: Pat
         assert _pdus(transport.writes[2]) == [0x06]
     finally:
         await store.close()
+
+
+async def test_a_peers_same_request_is_decoded_and_negotiated_once(sample_db: Path) -> None:
+    """The engine gives its connections one request cache, so that a peer's request on a
+    later association is the same value and its negotiation is memoized."""
+    settings = Settings(
+        db=sample_db, engine="native", max_associations=8, max_associations_per_peer=0
+    )
+    store = await PatientStore.open(sample_db, readers=1)
+    try:
+        stats = ServerStats()
+        engine = NativeEngine(
+            EngineContext(settings, ServiceSlot(QueryService(store, stats=stats)), stats)
+        )
+        engine._loop = asyncio.get_running_loop()
+        requests = []
+        for _ in range(3):
+            protocol = AssociationProtocol(engine)
+            protocol.connection_made(Transport(protocol))  # type: ignore[arg-type]
+            sop = SopClass.GENERAL_RPI_QUERY.value
+            protocol.data_received(encode_associate_rq(settings.ae_title, "AGAIN", sop))
+            requests.append(protocol.conn.request)
+            protocol.data_received(RELEASE_RQ)
+            await asyncio.wait_for(protocol.closed, 10)
+            assert protocol.record.outcome is Outcome.RELEASED
+        assert requests[0] is requests[1] is requests[2] is not None
+        assert len(engine.requests) == 1
+        assert len(engine._negotiations) == 1
+    finally:
+        await store.close()

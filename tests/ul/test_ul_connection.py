@@ -41,6 +41,7 @@ from rpi_async.ul.pdu import (
     AReleaseRQ,
     PDataTF,
     PresentationDataValue,
+    RequestCache,
     read_pdu,
     write_pdu,
 )
@@ -381,8 +382,10 @@ def test_multiple_messages_in_one_pdu() -> None:
 
 
 def test_the_same_request_is_decoded_once_and_answered_alike() -> None:
-    """The decoder shares one value per request; the acceptance memo keys on it."""
-    first, second = Connection(), Connection()
+    """Connections given one request cache share one value per request; the acceptance
+    memo keys on it."""
+    requests = RequestCache()
+    first, second = Connection(requests=requests), Connection(requests=requests)
     replies = []
     for conn in (first, second):
         conn.connection_made()
@@ -397,6 +400,38 @@ def test_the_same_request_is_decoded_once_and_answered_alike() -> None:
     assert first.accept(ac) == second.accept(ac) == write_pdu(ac)
     assert dict(first.accepted_contexts) == accepted_contexts(rq, ac)
     assert second.accepted_contexts is first.accepted_contexts
+
+
+def test_without_a_request_cache_each_connection_decodes_its_own() -> None:
+    values = []
+    for conn in (Connection(), Connection()):
+        conn.connection_made()
+        conn.receive_data(associate_rq())
+        event = conn.next_event()
+        assert isinstance(event, AssociationRequested)
+        values.append(event.request)
+    assert values[0] == values[1]
+    assert values[0] is not values[1]
+
+
+def test_the_request_cache_is_bounded() -> None:
+    """Requests over ``MAX_BODY`` bytes are not kept; a full cache starts again."""
+    requests = RequestCache()
+    for n in range(RequestCache.ENTRIES + 5):
+        conn = Connection(requests=requests)
+        conn.connection_made()
+        conn.receive_data(associate_rq(calling=f"SCU{n}"))
+        assert isinstance(conn.next_event(), AssociationRequested)
+        assert 1 <= len(requests) <= RequestCache.ENTRIES
+    assert len(requests) == 5
+    many = [(n, GENERAL, (IMPLICIT,)) for n in range(1, 256, 2)]  # 128 contexts
+    large = associate_rq(calling="LARGE", contexts=many)
+    assert len(large) - 6 > RequestCache.MAX_BODY
+    conn = Connection(requests=requests)
+    conn.connection_made()
+    conn.receive_data(large)
+    assert isinstance(conn.next_event(), AssociationRequested)
+    assert len(requests) == 5
 
 
 def test_a_different_request_is_decoded_afresh() -> None:

@@ -48,7 +48,7 @@ from rpi_async.engines.native.protocol import AssociationProtocol
 from rpi_async.service.query import QueryService
 from rpi_async.ul import AcceptorPolicy, Negotiation, negotiate
 from rpi_async.ul.codes import PresentationRejectReason, RejectSource
-from rpi_async.ul.pdu import AAssociateRJ, AAssociateRQ
+from rpi_async.ul.pdu import AAssociateRJ, AAssociateRQ, RequestCache
 
 log = logging.getLogger("rpi_async.ul")
 
@@ -88,6 +88,9 @@ class NativeEngine:
         self._unassociated: dict[AssociationProtocol, str] = {}
         self._unassociated_by_peer: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Decoded requests, shared by this engine's connections: a peer's same request is
+        # one value, so that _negotiate can memoize by its identity.
+        self.requests = RequestCache()
         # (id(rq), over capacity, AE refused) -> (rq, policy, negotiation); see _negotiate.
         self._negotiations: dict[
             tuple[int, bool, bool], tuple[AAssociateRQ, AcceptorPolicy, Negotiation]
@@ -149,7 +152,7 @@ class NativeEngine:
 
     def _negotiate(self, rq: AAssociateRQ, over: bool, ae_refused: bool) -> Negotiation:
         """``ul.negotiate``, memoized: it is a pure function of its arguments, and a peer
-        sends the same request every time (the decoder shares one value per request)."""
+        sends the same request every time (``self.requests`` decodes it to one value)."""
         key = (id(rq), over, ae_refused)
         entry = self._negotiations.get(key)
         if entry is None or entry[0] is not rq or entry[1] is not self.policy:

@@ -62,7 +62,7 @@ from rpi_async.ul.commands import (
     is_uid,
 )
 from rpi_async.ul.negotiation import Negotiation
-from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ
+from rpi_async.ul.pdu import AAssociateAC, AAssociateRQ, RequestCache
 from rpi_async.ul.proxy import ProxyProtocolError, ProxyReader
 
 log = logging.getLogger("rpi_async.ul")
@@ -79,6 +79,7 @@ class ServerState(Protocol):
     budget: ReceiveBudget
     stopping: bool
     max_message_length: int
+    requests: RequestCache  # decoded A-ASSOCIATE-RQs, shared by every connection
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -100,7 +101,9 @@ class AssociationProtocol(asyncio.Protocol):
 
     def __init__(self, engine: ServerState) -> None:
         self.engine = engine
-        self.conn = Connection(max_message_length=engine.max_message_length)
+        self.conn = Connection(
+            max_message_length=engine.max_message_length, requests=engine.requests
+        )
         self.transport: asyncio.Transport | None = None
         self.record = AssociationRecord("", 0, 0.0)
         self.peer = Peer("", "", 0)
