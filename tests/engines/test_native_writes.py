@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from benchmarks.assoc_cpu import MemoryTransport
@@ -49,17 +51,25 @@ def _pdus(data: bytes) -> list[int]:
     return types
 
 
-async def test_a_match_and_its_final_response_go_out_in_one_write(sample_db: Path) -> None:
-    settings = Settings(
-        db=sample_db, engine="native", max_associations=8, max_associations_per_peer=0
-    )
-    store = await PatientStore.open(sample_db, readers=1)
+@asynccontextmanager
+async def native_engine(db: Path) -> AsyncIterator[NativeEngine]:
+    """A NativeEngine on this loop, over ``db``, for connections driven by hand."""
+    settings = Settings(db=db, engine="native", max_associations=8, max_associations_per_peer=0)
+    store = await PatientStore.open(db, readers=1)
     try:
         stats = ServerStats()
         engine = NativeEngine(
             EngineContext(settings, ServiceSlot(QueryService(store, stats=stats)), stats)
         )
         engine._loop = asyncio.get_running_loop()
+        yield engine
+    finally:
+        await store.close()
+
+
+async def test_a_match_and_its_final_response_go_out_in_one_write(sample_db: Path) -> None:
+    async with native_engine(sample_db) as engine:
+        settings = engine.settings
         protocol = AssociationProtocol(engine)
         transport = Transport(protocol)
         protocol.connection_made(transport)  # type: ignore[arg-type]
@@ -79,29 +89,18 @@ async def test_a_match_and_its_final_response_go_out_in_one_write(sample_db: Pat
         assert len(_pdus(transport.writes[1])) >= 2
         assert set(_pdus(transport.writes[1])) == {0x04}
         assert _pdus(transport.writes[2]) == [0x06]
-    finally:
-        await store.close()
 
 
 async def test_a_peers_same_request_is_decoded_and_negotiated_once(sample_db: Path) -> None:
     """The engine gives its connections one request cache, so that a peer's request on a
     later association is the same value and its negotiation is memoized."""
-    settings = Settings(
-        db=sample_db, engine="native", max_associations=8, max_associations_per_peer=0
-    )
-    store = await PatientStore.open(sample_db, readers=1)
-    try:
-        stats = ServerStats()
-        engine = NativeEngine(
-            EngineContext(settings, ServiceSlot(QueryService(store, stats=stats)), stats)
-        )
-        engine._loop = asyncio.get_running_loop()
+    async with native_engine(sample_db) as engine:
         requests = []
         for _ in range(3):
             protocol = AssociationProtocol(engine)
             protocol.connection_made(Transport(protocol))  # type: ignore[arg-type]
             sop = SopClass.GENERAL_RPI_QUERY.value
-            protocol.data_received(encode_associate_rq(settings.ae_title, "AGAIN", sop))
+            protocol.data_received(encode_associate_rq(engine.settings.ae_title, "AGAIN", sop))
             requests.append(protocol.conn.request)
             protocol.data_received(RELEASE_RQ)
             await asyncio.wait_for(protocol.closed, 10)
@@ -109,5 +108,3 @@ async def test_a_peers_same_request_is_decoded_and_negotiated_once(sample_db: Pa
         assert requests[0] is requests[1] is requests[2] is not None
         assert len(engine.requests) == 1
         assert len(engine._negotiations) == 1
-    finally:
-        await store.close()
