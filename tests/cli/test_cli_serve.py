@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,6 +73,38 @@ def test_serve_demo_creates_database_once(
     assert again.stop() == 0
     assert demo.stat().st_mtime_ns == mtime
     assert "creating demo database" not in "".join(again.output)
+    # Served as a lookup and a splice: every patient's stored answers, this version's.
+    assert "db prerender" not in "".join(proc.output) + "".join(again.output)
+    with sqlite3.connect(demo) as conn:
+        [(renderers,)] = conn.execute("SELECT count(DISTINCT renderer) FROM answer").fetchall()
+        [(stored,)] = conn.execute("SELECT count(*) FROM answer").fetchall()
+    conn.close()
+    assert renderers == 1
+    assert stored == 3 * 52  # TID 9007, 9000 and 3802 for 50 patients and the DEMO-DUP pair
+
+
+@pytest.mark.network
+def test_serve_demo_renders_answers_an_earlier_version_left(
+    tmp_path: Path, serve_process: list[ServeProcess]
+) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    demo = tmp_path / "data" / "rpi-async" / "demo.sqlite3"
+    demo.parent.mkdir(parents=True)
+    make_db(demo)
+    with sqlite3.connect(demo) as conn:
+        conn.execute("UPDATE answer SET renderer = '0123456789abcdef'")
+    conn.close()
+    proc = start(serve_process, "--demo", "--port", "0", env=env)
+    proc.wait_listening()
+    assert proc.stop() == 0
+    text = "".join(proc.output)
+    assert "stored " in text
+    assert "rendered answers" in text
+    assert "db prerender" not in text  # no warning: the answers are this version's again
+    with sqlite3.connect(demo) as conn:
+        old = conn.execute("SELECT count(*) FROM answer WHERE renderer = '0123456789abcdef'")
+        assert old.fetchall() == [(0,)]
+    conn.close()
 
 
 @pytest.mark.network
