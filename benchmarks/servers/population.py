@@ -2,10 +2,11 @@
 
 The same patients for everyone: ``DEMO000001``... and the ``DEMO-DUP`` pair (under
 ISSUER_A and ISSUER_B), from ``rpi_async.store.demo`` when it is present. They go into an
-SQLite store (for rpi-async and the pynetdicom-sqlite baseline) and into one small DICOM
-instance per patient (for the toy SCP, which reads a directory, and for the peers, which
-are loaded over C-STORE). The instances are Secondary Capture images of 1x1 pixel: the
-smallest thing every archive stores and indexes at patient level.
+SQLite store, with rpi-async's stored answers (for rpi-async and the pynetdicom-sqlite
+baseline), and into one small DICOM instance per patient (for the toy SCP, which reads a
+directory, and for the peers, which are loaded over C-STORE). The instances are Secondary
+Capture images of 1x1 pixel: the smallest thing every archive stores and indexes at
+patient level.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from rpi_async.sr.prerender import prerender
 from rpi_async.store.model import PatientRecord
 from rpi_async.store.schema import connect_writer
 from rpi_async.store.writer import write_patients
@@ -43,10 +45,12 @@ def demo_records(count: int) -> list[PatientRecord]:
 
 
 def build_database(path: Path, records: list[PatientRecord]) -> Path:
-    """Write the records to a new SQLite store at ``path``."""
+    """Write the records to a new SQLite store at ``path``, with their stored answers, as
+    rpi-async's ``db`` commands write a store (without them it renders every hit live)."""
     conn = connect_writer(path, create=True)
     try:
         write_patients(conn, records)
+        prerender(conn, path)
     finally:
         conn.close()
     return path
