@@ -86,6 +86,7 @@ from rpi_async.ul.pdu import (
     AAssociateRQ,
     AReleaseRP,
     PDataTF,
+    RequestCache,
     read_pdu,
     write_pdu,
 )
@@ -111,7 +112,7 @@ class _Pending:
     address: tuple[str, int]
     record: AssociationRecord
     deadline: float
-    conn: Connection = field(default_factory=Connection)
+    conn: Connection
     received: bytearray = field(default_factory=bytearray)
     charge: Charge = field(default_factory=Charge)
     handshaking: bool = False
@@ -138,6 +139,7 @@ class Acceptor:
         self.ssl_context = ssl_context
         self.screen = screen
         self.hand_off = hand_off
+        self.requests = RequestCache()  # a peer's same request decoded once
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._pending: dict[socket.socket, _Pending] = {}
@@ -222,7 +224,13 @@ class Acceptor:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         record = self.lifecycle.opened(*address)
-        pending = _Pending(sock, address, record, time.monotonic() + self.acse_timeout)
+        pending = _Pending(
+            sock,
+            address,
+            record,
+            time.monotonic() + self.acse_timeout,
+            Connection(requests=self.requests),
+        )
         if self.ssl_context is not None:
             try:
                 pending.sock = self.ssl_context.wrap_socket(
