@@ -111,6 +111,21 @@ def render_stored_answers(conn: sqlite3.Connection, path: Path) -> int:
     return count
 
 
+def prerender_file(path: Path) -> int:
+    """``render_stored_answers`` for the store at ``path``, opened (and brought up to date)
+    for it; an unusable file is a one-line CLI error."""
+    try:
+        conn = schema.connect_writer(path)
+    except RpiError as exc:
+        raise fail(str(exc)) from None
+    try:
+        return render_stored_answers(conn, path)
+    except sqlite3.Error as exc:
+        raise fail(f"cannot render the stored answers of {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
 def _remove_new_database(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)

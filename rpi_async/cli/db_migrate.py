@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rpi_async.cli import fail
-from rpi_async.cli.db import db_app, render_stored_answers
+from rpi_async.cli.db import db_app, prerender_file, render_stored_answers
 from rpi_async.errors import RpiError
 from rpi_async.store import schema
 
@@ -62,11 +62,7 @@ def prerender_(
     try:
         if _version(db) != schema.SCHEMA_VERSION:
             raise fail(f"database {db} needs 'rpi-async db migrate --db {db}' first")
-        conn = schema.connect_writer(db)
     except RpiError as exc:
         raise fail(str(exc)) from None
-    try:
-        count = render_stored_answers(conn, db)
-    finally:
-        conn.close()
+    count = prerender_file(db)
     typer.echo(f"{db}: {count} stored answers rendered")

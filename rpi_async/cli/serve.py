@@ -175,24 +175,16 @@ def ensure_demo_db(patients: int) -> Path:
     Its stored answers are rendered when missing or outdated (as ``rpi-async db
     prerender`` does), so that the demo serves hits as a lookup and a splice: it is this
     tool's own file, created without them or left by an earlier rpi-async."""
-    from rpi_async.cli.db import render_stored_answers
+    from rpi_async.cli.db import prerender_file
     from rpi_async.store.demo import create_demo_database
     from rpi_async.store.paths import default_db_path
-    from rpi_async.store.schema import connect_writer
 
     path = default_db_path()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         typer.echo(f"creating demo database {path} ({patients} patients)", err=True)
         create_demo_database(path, patients=patients)
-    try:
-        conn = connect_writer(path)
-    except RpiError as exc:
-        raise fail(f"demo database {path}: {exc}") from None
-    try:
-        render_stored_answers(conn, path)
-    finally:
-        conn.close()
+    prerender_file(path)
     return path
 
 

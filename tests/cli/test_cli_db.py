@@ -20,7 +20,7 @@ from rpi_async.cli import EXIT_USAGE, app
 from rpi_async.cli import commands as _commands  # noqa: F401  (registers the commands)
 from rpi_async.store import schema
 from tests.cli.cli_support import assert_one_line_error
-from tests.conftest import make_newer_schema_db
+from tests.conftest import make_db, make_newer_schema_db
 
 EXAMPLE = Path(str(resources.files("rpi_async").joinpath("examples/patients.json")))
 
@@ -235,3 +235,33 @@ def test_through_the_real_entry_point(tmp_path: Path) -> None:
     assert proc.stderr.startswith("rpi-async: error: ")
     assert "schema version 99" in proc.stderr
     assert _snapshot(db) == before
+
+
+def _corrupt_pages(path: Path) -> None:
+    """Overwrite the middle of every page after the first: the header still opens."""
+    data = bytearray(path.read_bytes())
+    for page in range(4096, len(data), 4096):
+        data[page + 100 : page + 3000] = b"\xa5" * 2900
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["pages", "garbage"])
+def test_prerender_of_a_broken_file_is_a_one_line_error(tmp_path: Path, damage: str) -> None:
+    db = make_db(tmp_path / "broken.sqlite3")
+    if damage == "pages":
+        _corrupt_pages(db)
+    else:
+        db.write_bytes(b"\x5a" * 20000)
+    code, out, err = _run("prerender", "--db", str(db))
+    assert_one_line_error(code, out, err, str(db))
+
+
+def test_serve_demo_on_a_broken_demo_file_is_a_one_line_error(tmp_path: Path) -> None:
+    demo = tmp_path / "data" / "rpi-async" / "demo.sqlite3"
+    demo.parent.mkdir(parents=True)
+    make_db(demo)
+    _corrupt_pages(demo)
+    result = CliRunner().invoke(
+        app, ["serve", "--demo", "--port", "0"], env={"XDG_DATA_HOME": str(tmp_path / "data")}
+    )
+    assert_one_line_error(result.exit_code, result.stdout, result.stderr, str(demo))
